@@ -1,0 +1,225 @@
+//! Moving entries between stores: export an entry with its version and remaining
+//! TTLs, apply it elsewhere only if it is newer than what is there.
+//!
+//! Replication and rebalancing are built on this: whichever order copies arrive
+//! in, every store ends up with the newest version of each key, and a tombstone
+//! keeps an older copy from bringing a deleted key back.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{MAX_TTL_MS, deadline_after};
+use crate::entry::{Data, Entry, NO_DEADLINE};
+use crate::error::{Result, StoreError};
+use crate::hash::HashData;
+use crate::list::ListData;
+use crate::set::SetData;
+use crate::shard::{Applied, Incoming};
+use crate::store::Store;
+use crate::version::Version;
+use crate::zset::ZSetData;
+
+/// A key's state as it travels between nodes. TTLs are remaining milliseconds
+/// at export time, so clocks need not agree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedEntry {
+    /// The key.
+    pub key: Bytes,
+    /// The version of the entry or tombstone.
+    pub version: Version,
+    /// Remaining TTL of the key in ms, `None` for no TTL.
+    pub ttl_ms: Option<u64>,
+    /// What the key holds.
+    pub data: ExportedData,
+}
+
+/// The payload of an [`ExportedEntry`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ExportedData {
+    /// The key was deleted or expired as of the entry's version.
+    Tombstone,
+    /// A plain value.
+    Value(Bytes),
+    /// Hash fields: name, value, remaining TTL in ms.
+    Hash(Vec<(Bytes, Bytes, Option<u64>)>),
+    /// List elements, head first.
+    List(Vec<Bytes>),
+    /// Set members with their remaining TTL in ms.
+    Set(Vec<(Bytes, Option<u64>)>),
+    /// Sorted-set members with their scores, ascending.
+    ZSet(Vec<(Bytes, f64)>),
+}
+
+fn remaining(deadline: u64, now: u64) -> Option<u64> {
+    (deadline != NO_DEADLINE).then(|| deadline.saturating_sub(now))
+}
+
+fn export_entry(key: &Bytes, entry: &Entry, now: u64) -> ExportedEntry {
+    let data = match &entry.data {
+        Data::Value(value) => ExportedData::Value(value.clone()),
+        Data::Hash(hash) => ExportedData::Hash(
+            hash.fields()
+                .map(|(name, field)| {
+                    (
+                        name.clone(),
+                        field.value.clone(),
+                        remaining(field.deadline, now),
+                    )
+                })
+                .collect(),
+        ),
+        Data::List(list) => ExportedData::List(list.items().iter().cloned().collect()),
+        Data::Set(set) => ExportedData::Set(
+            set.members()
+                .map(|(member, deadline)| (member.clone(), remaining(deadline, now)))
+                .collect(),
+        ),
+        Data::ZSet(zset) => ExportedData::ZSet(
+            zset.iter()
+                .map(|(member, score)| (member.clone(), score))
+                .collect(),
+        ),
+    };
+    ExportedEntry {
+        key: key.clone(),
+        version: entry.version,
+        ttl_ms: remaining(entry.deadline, now),
+        data,
+    }
+}
+
+/// Converts a remaining TTL into a deadline; `Ok(None)` if it has run out.
+fn arrival_deadline(ttl_ms: Option<u64>, now: u64) -> Result<Option<u64>> {
+    match ttl_ms {
+        None => Ok(Some(NO_DEADLINE)),
+        Some(0) => Ok(None),
+        Some(ttl) if ttl > MAX_TTL_MS => deadline_after(now, ttl).map(Some),
+        Some(ttl) => Ok(Some(now + ttl)),
+    }
+}
+
+impl Store {
+    /// Returns the state of `key`: its live entry, its tombstone, or `None` if the
+    /// store knows nothing of it.
+    pub fn export(&self, key: &[u8]) -> Result<Option<ExportedEntry>> {
+        self.limits().check_key(key)?;
+        let shared = self.shared();
+        Ok(self.with_shard(key, |shard, hash, now| {
+            shard.maintain(shared, hash, key, now);
+            if let Some(entry) = shard.find(hash, key) {
+                return Some(export_entry(&Bytes::copy_from_slice(key), entry, now));
+            }
+            shard.tombstone(key).map(|version| ExportedEntry {
+                key: Bytes::copy_from_slice(key),
+                version,
+                ttl_ms: None,
+                data: ExportedData::Tombstone,
+            })
+        }))
+    }
+
+    /// Stores `incoming` if its version is newer than the entry or tombstone held
+    /// for its key; otherwise changes nothing. Expired elements and keys are
+    /// dropped on arrival. Invalid entries (over the size limits, NaN scores,
+    /// empty collections) are refused with `InvalidArgument`, and growth past the
+    /// memory limit with `CapacityExceeded`, changing nothing.
+    pub fn apply(&self, incoming: ExportedEntry) -> Result<Applied> {
+        let ExportedEntry {
+            key,
+            version,
+            ttl_ms,
+            data,
+        } = incoming;
+        self.limits().check_key(&key)?;
+        self.validate(&data)?;
+        let shared = self.shared();
+        let key_for_lookup = key.clone();
+        self.with_shard(&key_for_lookup, |shard, hash, now| {
+            // An entry that expired in transit arrives as the deletion it has become.
+            let incoming = match data {
+                ExportedData::Tombstone => Incoming::Tombstone,
+                data => match arrival_deadline(ttl_ms, now)? {
+                    None => Incoming::Expired,
+                    Some(deadline) => match import(data, now)? {
+                        Some(data) => Incoming::Live { data, deadline },
+                        None => Incoming::Expired,
+                    },
+                },
+            };
+            shard.apply(shared, hash, key, version, incoming, now)
+        })
+    }
+
+    fn validate(&self, data: &ExportedData) -> Result<()> {
+        let limits = self.limits();
+        let empty = || {
+            Err(StoreError::InvalidArgument(
+                "an exported collection is empty".into(),
+            ))
+        };
+        match data {
+            ExportedData::Tombstone => Ok(()),
+            ExportedData::Value(value) => limits.check_value("value", value),
+            ExportedData::Hash(fields) if fields.is_empty() => empty(),
+            ExportedData::Hash(fields) => fields.iter().try_for_each(|(name, value, _)| {
+                limits.check_value("field", name)?;
+                limits.check_value("value", value)
+            }),
+            ExportedData::List(items) if items.is_empty() => empty(),
+            ExportedData::List(items) => items
+                .iter()
+                .try_for_each(|item| limits.check_value("element", item)),
+            ExportedData::Set(members) if members.is_empty() => empty(),
+            ExportedData::Set(members) => members
+                .iter()
+                .try_for_each(|(member, _)| limits.check_value("member", member)),
+            ExportedData::ZSet(members) if members.is_empty() => empty(),
+            ExportedData::ZSet(members) => members.iter().try_for_each(|(member, score)| {
+                limits.check_value("member", member)?;
+                if score.is_nan() {
+                    return Err(StoreError::InvalidArgument("score is not a number".into()));
+                }
+                Ok(())
+            }),
+        }
+    }
+}
+
+/// Builds the payload of an arriving entry; `None` if every element had expired.
+fn import(data: ExportedData, now: u64) -> Result<Option<Data>> {
+    let data = match data {
+        ExportedData::Tombstone => return Ok(None),
+        ExportedData::Value(value) => Data::Value(value),
+        ExportedData::Hash(fields) => {
+            let mut hash = HashData::new();
+            for (name, value, ttl) in fields {
+                if let Some(deadline) = arrival_deadline(ttl, now)? {
+                    hash.insert(name, value, deadline);
+                }
+            }
+            Data::Hash(Box::new(hash))
+        }
+        ExportedData::List(items) => {
+            Data::List(Box::new(ListData::from_items(VecDeque::from(items))))
+        }
+        ExportedData::Set(members) => {
+            let mut set = SetData::new();
+            for (member, ttl) in members {
+                if let Some(deadline) = arrival_deadline(ttl, now)? {
+                    set.insert(member, deadline);
+                }
+            }
+            Data::Set(Box::new(set))
+        }
+        ExportedData::ZSet(members) => {
+            let mut zset = ZSetData::new();
+            for (member, score) in members {
+                zset.insert(member, score);
+            }
+            Data::ZSet(Box::new(zset))
+        }
+    };
+    Ok((!data.is_empty()).then_some(data))
+}

@@ -1,0 +1,85 @@
+//! Operations on any key, whatever it holds: existence, type, delete, key TTLs.
+
+use bytes::Bytes;
+
+use crate::config::deadline_after;
+use crate::entry::{Kind, NO_DEADLINE};
+use crate::error::{Result, StoreError};
+use crate::shard::Write;
+use crate::store::Store;
+use crate::version::Version;
+
+impl Store {
+    /// Returns true if `key` holds a live entry.
+    pub fn exists(&self, key: &[u8]) -> Result<bool> {
+        self.read(key, |entry, _| Ok(entry.is_some()))
+    }
+
+    /// Returns the kind of data `key` holds, `None` if it is absent.
+    pub fn kind(&self, key: &[u8]) -> Result<Option<Kind>> {
+        self.read(key, |entry, _| Ok(entry.map(|entry| entry.data.kind())))
+    }
+
+    /// Returns the version of the live entry under `key`.
+    pub fn version(&self, key: &[u8]) -> Result<Option<Version>> {
+        self.read(key, |entry, _| Ok(entry.map(|entry| entry.version)))
+    }
+
+    /// Deletes `key`; returns whether it existed.
+    pub fn del(&self, key: Bytes) -> Result<bool> {
+        self.write(key, |entry, _, _| {
+            Ok(if entry.is_some() {
+                Write::Delete(true)
+            } else {
+                Write::Unchanged(false)
+            })
+        })
+    }
+
+    /// Sets the TTL of `key` to `ttl_ms` milliseconds from now. `NotFound` if the
+    /// key is absent; `InvalidArgument` unless `1 <= ttl_ms <= 100 years`.
+    pub fn expire(&self, key: Bytes, ttl_ms: u64) -> Result<()> {
+        self.write(key, |entry, _, now| {
+            let deadline = deadline_after(now, ttl_ms)?;
+            let entry = entry.ok_or(StoreError::NotFound)?;
+            entry.deadline = deadline;
+            Ok(Write::Updated(()))
+        })
+    }
+
+    /// Sets the deadline of `key` to the absolute Unix time `deadline_ms`; a time
+    /// already past deletes the key (as Redis's `PEXPIREAT`). `NotFound` if the
+    /// key is absent.
+    pub fn expire_at(&self, key: Bytes, deadline_ms: u64) -> Result<()> {
+        self.write(key, |entry, _, now| {
+            let entry = entry.ok_or(StoreError::NotFound)?;
+            if deadline_ms <= now {
+                return Ok(Write::Delete(()));
+            }
+            deadline_after(now, deadline_ms - now)?;
+            entry.deadline = deadline_ms;
+            Ok(Write::Updated(()))
+        })
+    }
+
+    /// Removes the TTL of `key`; returns whether it had one. `NotFound` if the key
+    /// is absent.
+    pub fn persist(&self, key: Bytes) -> Result<bool> {
+        self.write(key, |entry, _, _| {
+            let entry = entry.ok_or(StoreError::NotFound)?;
+            if entry.deadline == NO_DEADLINE {
+                return Ok(Write::Unchanged(false));
+            }
+            entry.deadline = NO_DEADLINE;
+            Ok(Write::Updated(true))
+        })
+    }
+
+    /// Returns the remaining TTL of `key` in milliseconds, `None` if it has no
+    /// TTL. `NotFound` if the key is absent.
+    pub fn ttl(&self, key: &[u8]) -> Result<Option<u64>> {
+        self.read(key, |entry, now| {
+            Ok(entry.ok_or(StoreError::NotFound)?.remaining_ms(now.get()))
+        })
+    }
+}

@@ -1,0 +1,65 @@
+//! `hive-store`: the storage engine of Hive — a sharded in-memory store of typed
+//! entries (values, hashes, lists, sets, sorted sets) with millisecond TTLs down
+//! to a single hash field or set member, versions, tombstones and a memory budget.
+//!
+//! **Invariant:** this crate does no I/O and knows nothing of networking or of
+//! other nodes. Time comes from an injected [`Clock`]; every change to a key goes
+//! through one write path that settles its version, memory, expiry index and
+//! tombstone, so those can never disagree with the data.
+//!
+//! # Layout
+//! - [`Store`] (`store.rs`): shards, the read path (shared lock, lazy expiry) and
+//!   the write path; `shard.rs` keeps each shard's table, expiry index,
+//!   tombstones, hybrid logical clock and byte count consistent.
+//! - One module per data type adds its operations to [`Store`]: `keys.rs` (any
+//!   key), `value.rs`, `hash.rs`, `list.rs`, `set.rs`, `zset.rs` (with its skip
+//!   list).
+//! - [`Op`] / [`Reply`] (`op.rs`): operations as data, for routing and
+//!   forwarding; [`Store::execute`] runs one.
+//! - [`ExportedEntry`] (`export.rs`): an entry with its version and remaining
+//!   TTLs, and [`Store::apply`], which stores it only if it is newer.
+//! - [`Clock`], [`Version`], [`StoreConfig`], [`StoreError`].
+//!
+//! # Example
+//! ```
+//! use bytes::Bytes;
+//! use hive_store::{Store, StoreConfig, StoreError};
+//!
+//! let store = Store::new(StoreConfig::default());
+//! store.set(Bytes::from("greeting"), Bytes::from("hello"), Some(60_000))?;
+//! assert_eq!(store.get(b"greeting")?, "hello");
+//! store.push(Bytes::from("queue"), hive_store::End::Back, vec![Bytes::from("job")])?;
+//! assert_eq!(store.get(b"queue"), Err(StoreError::WrongType));
+//! # Ok::<(), StoreError>(())
+//! ```
+#![deny(missing_docs)]
+
+mod budget;
+mod clock;
+mod config;
+mod entry;
+mod error;
+mod export;
+mod hash;
+mod index;
+mod keys;
+mod list;
+mod op;
+mod set;
+mod shard;
+mod store;
+mod value;
+mod version;
+mod zset;
+
+pub use clock::{Clock, MockClock, SystemClock};
+pub use config::{Limits, MAX_TTL_MS, StoreConfig};
+pub use entry::Kind;
+pub use error::{Result, StoreError};
+pub use export::{ExportedData, ExportedEntry};
+pub use list::End;
+pub use op::{Op, Reply};
+pub use shard::Applied;
+pub use store::Store;
+pub use version::Version;
+pub use zset::LexBound;

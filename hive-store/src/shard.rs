@@ -1,0 +1,550 @@
+//! One shard: a hash table of slots, its expiry index, its tombstones, its
+//! hybrid logical clock and its byte count, all behind one lock held by the store.
+//!
+//! Every change to a key goes through [`Shard::write`], [`Shard::maintain`] or
+//! [`Shard::apply`], which keep these invariants:
+//! - a live entry is never expired at the time of the change, and never an empty
+//!   collection;
+//! - the expiry index holds exactly `(entry.wake_at(), key)` for every entry that
+//!   has a wake-up time, so the janitor finds due entries without scanning;
+//! - `entry.mem` equals [`entry_size`] and `Shard::mem` the sum over entries and
+//!   tombstones (checked by [`Shard::check_invariants`] in tests);
+//! - every version issued or received is observed by the shard's clock, so a new
+//!   version of a key is always greater than any it replaces.
+
+use std::collections::BTreeSet;
+use std::hash::BuildHasher;
+
+use bytes::Bytes;
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry as TableEntry;
+
+use crate::budget::{Budget, Reservation};
+use crate::entry::{Data, Entry, NEVER, Slot, TOMBSTONE_OVERHEAD, entry_size};
+use crate::error::{Result, StoreError};
+use crate::version::{Hlc, Version};
+
+/// Hash map with the store's fast, fixed-seed hasher.
+pub(crate) type FastMap<K, V> = hashbrown::HashMap<K, V, FixedState>;
+
+/// Seed of every hasher in the store; fixed so shard placement is the same on
+/// every run.
+const HASH_SEED: u64 = 0x6869_7665_5f73_7464;
+
+/// Returns the store's hasher.
+pub(crate) fn hasher() -> FixedState {
+    FixedState::with_seed(HASH_SEED)
+}
+
+/// Returns an empty [`FastMap`].
+pub(crate) fn fast_map<K, V>() -> FastMap<K, V> {
+    FastMap::with_hasher(hasher())
+}
+
+/// What the store shares with every shard.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) hasher: FixedState,
+    pub(crate) budget: Budget,
+    pub(crate) node_tag: u64,
+    pub(crate) keep_tombstones: bool,
+}
+
+/// What a write operation did, reported back to the shard, which then settles
+/// versions, memory, the expiry index and tombstones in one place.
+#[derive(Debug)]
+pub(crate) enum Write<R> {
+    /// Nothing changed.
+    Unchanged(R),
+    /// The existing entry was changed in place; memory was reserved through the
+    /// [`Reservation`]. A collection left empty is removed.
+    Updated(R),
+    /// The key now holds `data` with `deadline`, replacing whatever it held.
+    Put { data: Data, deadline: u64, reply: R },
+    /// The key is deleted.
+    Delete(R),
+}
+
+/// An entry arriving from another store, already converted to local time.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// The key was deleted.
+    Tombstone,
+    /// The key expired before it arrived.
+    Expired,
+    /// The key holds `data` until `deadline`.
+    Live { data: Data, deadline: u64 },
+}
+
+/// The outcome of applying an exported entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The incoming entry was newer and is now stored.
+    Stored,
+    /// The incoming entry was a tombstone, newer than what was here: the key is deleted.
+    Deleted,
+    /// The incoming entry had expired by the time it arrived; the key is deleted
+    /// if it was older.
+    Expired,
+    /// What is here is as new or newer; nothing changed.
+    Stale,
+}
+
+/// A shard of the store. See the module documentation for its invariants.
+#[derive(Debug)]
+pub(crate) struct Shard {
+    table: HashTable<Slot>,
+    expiry: BTreeSet<(u64, Bytes)>,
+    tombstones: FastMap<Bytes, Version>,
+    hlc: Hlc,
+    mem: usize,
+}
+
+impl Shard {
+    pub(crate) fn new() -> Self {
+        Self {
+            table: HashTable::new(),
+            expiry: BTreeSet::new(),
+            tombstones: fast_map(),
+            hlc: Hlc::default(),
+            mem: 0,
+        }
+    }
+
+    /// Returns the entry stored under `key`, live or not yet maintained.
+    pub(crate) fn find(&self, hash: u64, key: &[u8]) -> Option<&Entry> {
+        self.table
+            .find(hash, |slot| slot.key[..] == *key)
+            .map(|slot| &slot.entry)
+    }
+
+    /// Returns the number of keys held, including expired ones not yet reclaimed.
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Returns the bytes accounted to this shard.
+    pub(crate) fn mem(&self) -> usize {
+        self.mem
+    }
+
+    /// Returns the number of tombstones held.
+    pub(crate) fn tombstone_count(&self) -> usize {
+        self.tombstones.len()
+    }
+
+    /// Returns the version a tombstone for `key` carries.
+    pub(crate) fn tombstone(&self, key: &[u8]) -> Option<Version> {
+        self.tombstones.get(key).copied()
+    }
+
+    /// Calls `f` with every key and its entry.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Bytes, &Entry)) {
+        for slot in &self.table {
+            f(&slot.key, &slot.entry);
+        }
+    }
+
+    /// Brings `key` up to date at `now`: removes it if it has expired, drops its
+    /// expired elements, and removes it if that left it empty.
+    pub(crate) fn maintain(&mut self, shared: &Shared, hash: u64, key: &[u8], now: u64) {
+        let Ok(mut occupied) = self.table.find_entry(hash, |slot| slot.key[..] == *key) else {
+            return;
+        };
+        let slot = occupied.get_mut();
+        let wake = slot.entry.wake_at();
+        if wake > now {
+            return;
+        }
+        if !slot.entry.is_expired(now) {
+            let freed = slot.entry.data.purge_expired(now);
+            slot.entry.mem -= freed;
+            self.mem -= freed;
+            shared.budget.release(freed);
+            if !slot.entry.data.is_empty() {
+                let key = slot.key.clone();
+                reindex(&mut self.expiry, &key, wake, slot.entry.wake_at());
+                return;
+            }
+        }
+        let (slot, _) = occupied.remove();
+        self.unlink(shared, slot, wake, None);
+    }
+
+    /// Runs a write operation on `key` at `now` and settles its outcome.
+    ///
+    /// The key is maintained first, so `op` sees it live or absent. `op` must
+    /// validate everything and reserve memory before it mutates: an error from
+    /// `op` leaves the entry untouched.
+    pub(crate) fn write<R>(
+        &mut self,
+        shared: &Shared,
+        hash: u64,
+        key: Bytes,
+        now: u64,
+        op: impl FnOnce(Option<&mut Entry>, &mut Reservation<'_>) -> Result<Write<R>>,
+    ) -> Result<R> {
+        self.maintain(shared, hash, &key, now);
+        let mut reservation = Reservation::new(&shared.budget);
+        let hasher = &shared.hasher;
+        match self.table.entry(
+            hash,
+            |slot| slot.key == key,
+            |slot| hasher.hash_one(&slot.key[..]),
+        ) {
+            TableEntry::Occupied(mut occupied) => {
+                let slot = occupied.get_mut();
+                let old_wake = slot.entry.wake_at();
+                let outcome = match op(Some(&mut slot.entry), &mut reservation) {
+                    Ok(outcome) => outcome,
+                    Err(err) => {
+                        reservation.cancel();
+                        return Err(err);
+                    }
+                };
+                match outcome {
+                    Write::Unchanged(reply) => {
+                        let delta = reservation.commit();
+                        debug_assert_eq!(delta, 0, "an unchanged entry reserved memory");
+                        Ok(reply)
+                    }
+                    Write::Updated(reply) => {
+                        let delta = reservation.commit();
+                        slot.entry.mem = slot.entry.mem.wrapping_add_signed(delta);
+                        self.mem = self.mem.wrapping_add_signed(delta);
+                        slot.entry.version = stamp(&mut self.hlc, shared, now);
+                        if slot.entry.data.is_empty() {
+                            let version = slot.entry.version;
+                            let (slot, _) = occupied.remove();
+                            self.unlink(shared, slot, old_wake, Some(version));
+                        } else {
+                            let key = slot.key.clone();
+                            reindex(&mut self.expiry, &key, old_wake, slot.entry.wake_at());
+                        }
+                        Ok(reply)
+                    }
+                    Write::Put {
+                        data,
+                        deadline,
+                        reply,
+                    } => {
+                        reservation.cancel();
+                        let mem = entry_size(&key, &data);
+                        resize_budget(&shared.budget, slot.entry.mem, mem)?;
+                        self.mem = self.mem - slot.entry.mem + mem;
+                        let version = stamp(&mut self.hlc, shared, now);
+                        slot.entry = Entry {
+                            data,
+                            deadline,
+                            version,
+                            mem,
+                        };
+                        let key = slot.key.clone();
+                        reindex(&mut self.expiry, &key, old_wake, slot.entry.wake_at());
+                        Ok(reply)
+                    }
+                    Write::Delete(reply) => {
+                        reservation.cancel();
+                        let version = stamp(&mut self.hlc, shared, now);
+                        let (slot, _) = occupied.remove();
+                        self.unlink(shared, slot, old_wake, Some(version));
+                        Ok(reply)
+                    }
+                }
+            }
+            TableEntry::Vacant(vacant) => {
+                let outcome = match op(None, &mut reservation) {
+                    Ok(outcome) => outcome,
+                    Err(err) => {
+                        reservation.cancel();
+                        return Err(err);
+                    }
+                };
+                reservation.cancel();
+                match outcome {
+                    Write::Unchanged(reply) | Write::Delete(reply) => Ok(reply),
+                    Write::Updated(_) => {
+                        debug_assert!(false, "an operation updated an absent key");
+                        Err(StoreError::NotFound)
+                    }
+                    Write::Put {
+                        data,
+                        deadline,
+                        reply,
+                    } => {
+                        let mem = entry_size(&key, &data);
+                        shared.budget.try_grow(mem)?;
+                        self.mem += mem;
+                        let version = stamp(&mut self.hlc, shared, now);
+                        let entry = Entry {
+                            data,
+                            deadline,
+                            version,
+                            mem,
+                        };
+                        let wake = entry.wake_at();
+                        vacant.insert(Slot {
+                            key: key.clone(),
+                            entry,
+                        });
+                        reindex(&mut self.expiry, &key, NEVER, wake);
+                        self.unbury(shared, &key);
+                        Ok(reply)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores an entry made elsewhere if its version is newer than what is here
+    /// (live entry or tombstone).
+    pub(crate) fn apply(
+        &mut self,
+        shared: &Shared,
+        hash: u64,
+        key: Bytes,
+        version: Version,
+        incoming: Incoming,
+        now: u64,
+    ) -> Result<Applied> {
+        self.maintain(shared, hash, &key, now);
+        self.hlc.observe(version.hlc);
+        let current = self
+            .find(hash, &key)
+            .map(|entry| entry.version)
+            .or_else(|| self.tombstone(&key))
+            .unwrap_or(Version::ZERO);
+        if version <= current {
+            return Ok(Applied::Stale);
+        }
+        let hasher = &shared.hasher;
+        let entry = self.table.entry(
+            hash,
+            |slot| slot.key == key,
+            |slot| hasher.hash_one(&slot.key[..]),
+        );
+        let (data, deadline) = match incoming {
+            Incoming::Live { data, deadline } => (data, deadline),
+            gone => {
+                if let TableEntry::Occupied(occupied) = entry {
+                    let (slot, _) = occupied.remove();
+                    let wake = slot.entry.wake_at();
+                    self.unlink(shared, slot, wake, Some(version));
+                } else {
+                    self.bury(shared, key, version);
+                }
+                return Ok(match gone {
+                    Incoming::Tombstone => Applied::Deleted,
+                    _ => Applied::Expired,
+                });
+            }
+        };
+        let mem = entry_size(&key, &data);
+        let fresh = Entry {
+            data,
+            deadline,
+            version,
+            mem,
+        };
+        let new_wake = fresh.wake_at();
+        match entry {
+            TableEntry::Occupied(mut occupied) => {
+                let slot = occupied.get_mut();
+                resize_budget(&shared.budget, slot.entry.mem, mem)?;
+                self.mem = self.mem - slot.entry.mem + mem;
+                let old_wake = slot.entry.wake_at();
+                slot.entry = fresh;
+                reindex(&mut self.expiry, &key, old_wake, new_wake);
+            }
+            TableEntry::Vacant(vacant) => {
+                shared.budget.try_grow(mem)?;
+                self.mem += mem;
+                vacant.insert(Slot {
+                    key: key.clone(),
+                    entry: fresh,
+                });
+                reindex(&mut self.expiry, &key, NEVER, new_wake);
+                self.unbury(shared, &key);
+            }
+        }
+        Ok(Applied::Stored)
+    }
+
+    /// Maintains up to `limit` entries whose wake-up time has come. Returns how
+    /// many it looked at and whether more are due.
+    pub(crate) fn sweep(&mut self, shared: &Shared, now: u64, limit: usize) -> (usize, bool) {
+        for done in 0..limit {
+            let Some((wake, key)) = self.expiry.first().cloned() else {
+                return (done, false);
+            };
+            if wake > now {
+                return (done, false);
+            }
+            let hash = shared.hasher.hash_one(&key[..]);
+            self.maintain(shared, hash, &key, now);
+            // `maintain` re-indexed or removed the key; never spin on an entry
+            // that somehow stayed due.
+            if self.expiry.first() == Some(&(wake, key.clone())) {
+                debug_assert!(false, "maintain left a due entry in the expiry index");
+                self.expiry.pop_first();
+            }
+        }
+        let more = self.expiry.first().is_some_and(|(wake, _)| *wake <= now);
+        (limit, more)
+    }
+
+    /// Drops tombstones whose version is older than `before`; returns how many.
+    pub(crate) fn purge_tombstones(&mut self, shared: &Shared, before: Version) -> usize {
+        let mut freed = 0;
+        let mut dropped = 0;
+        self.tombstones.retain(|key, version| {
+            let keep = *version >= before;
+            if !keep {
+                freed += TOMBSTONE_OVERHEAD + key.len();
+                dropped += 1;
+            }
+            keep
+        });
+        self.mem -= freed;
+        shared.budget.release(freed);
+        dropped
+    }
+
+    /// Drops the tombstone of `key` if its version is exactly `version`.
+    pub(crate) fn forget_tombstone(
+        &mut self,
+        shared: &Shared,
+        key: &[u8],
+        version: Version,
+    ) -> bool {
+        if self.tombstones.get(key) != Some(&version) {
+            return false;
+        }
+        self.tombstones.remove(key);
+        let freed = TOMBSTONE_OVERHEAD + key.len();
+        self.mem -= freed;
+        shared.budget.release(freed);
+        true
+    }
+
+    /// Verifies the module's invariants, describing the first violation found.
+    pub(crate) fn check_invariants(&self, now: u64) -> std::result::Result<(), String> {
+        let mut mem = 0;
+        let mut indexed = 0;
+        for slot in &self.table {
+            let entry = &slot.entry;
+            let key = String::from_utf8_lossy(&slot.key);
+            let expected = entry_size(&slot.key, &entry.data);
+            if entry.mem != expected {
+                return Err(format!(
+                    "key {key}: accounted {} bytes, holds {expected}",
+                    entry.mem
+                ));
+            }
+            if entry.data.is_empty() {
+                return Err(format!("key {key}: empty collection stored"));
+            }
+            mem += entry.mem;
+            let wake = entry.wake_at();
+            if wake != NEVER {
+                indexed += 1;
+                if !self.expiry.contains(&(wake, slot.key.clone())) {
+                    return Err(format!(
+                        "key {key}: wake-up at {wake} missing from the index"
+                    ));
+                }
+            }
+            if entry.version.hlc > self.hlc.last() {
+                return Err(format!("key {key}: version ahead of the shard clock"));
+            }
+            if entry.is_expired(now) && wake > now {
+                return Err(format!("key {key}: expired but not due for maintenance"));
+            }
+        }
+        if indexed != self.expiry.len() {
+            return Err(format!(
+                "{} index entries for {indexed} keys with deadlines",
+                self.expiry.len()
+            ));
+        }
+        for key in self.tombstones.keys() {
+            mem += TOMBSTONE_OVERHEAD + key.len();
+        }
+        if mem != self.mem {
+            return Err(format!(
+                "shard accounts {} bytes, entries and tombstones hold {mem}",
+                self.mem
+            ));
+        }
+        Ok(())
+    }
+
+    /// Finishes removing a slot taken out of the table: index, memory, and a
+    /// tombstone carrying `version` (or the entry's own version, for expiry).
+    fn unlink(&mut self, shared: &Shared, slot: Slot, wake: u64, version: Option<Version>) {
+        reindex(&mut self.expiry, &slot.key, wake, NEVER);
+        self.mem -= slot.entry.mem;
+        shared.budget.release(slot.entry.mem);
+        self.bury(shared, slot.key, version.unwrap_or(slot.entry.version));
+    }
+
+    /// Records that `key` is gone as of `version`, if the store keeps tombstones.
+    fn bury(&mut self, shared: &Shared, key: Bytes, version: Version) {
+        if !shared.keep_tombstones {
+            return;
+        }
+        let size = TOMBSTONE_OVERHEAD + key.len();
+        match self.tombstones.entry(key) {
+            hashbrown::hash_map::Entry::Occupied(mut old) => {
+                let newest = (*old.get()).max(version);
+                old.insert(newest);
+            }
+            hashbrown::hash_map::Entry::Vacant(vacant) => {
+                vacant.insert(version);
+                self.mem += size;
+                shared.budget.force_grow(size);
+            }
+        }
+    }
+
+    /// Drops the tombstone of a key that is live again.
+    fn unbury(&mut self, shared: &Shared, key: &[u8]) {
+        if self.tombstones.remove(key).is_some() {
+            let size = TOMBSTONE_OVERHEAD + key.len();
+            self.mem -= size;
+            shared.budget.release(size);
+        }
+    }
+}
+
+/// Issues the version for a change made at `now`.
+fn stamp(hlc: &mut Hlc, shared: &Shared, now: u64) -> Version {
+    Version {
+        hlc: hlc.tick(now),
+        node: shared.node_tag,
+    }
+}
+
+/// Moves `key` in the expiry index from wake-up time `old` to `new`.
+fn reindex(index: &mut BTreeSet<(u64, Bytes)>, key: &Bytes, old: u64, new: u64) {
+    if old == new {
+        return;
+    }
+    if old != NEVER {
+        index.remove(&(old, key.clone()));
+    }
+    if new != NEVER {
+        index.insert((new, key.clone()));
+    }
+}
+
+/// Takes or returns the difference when an entry of `old` bytes becomes `new` bytes.
+fn resize_budget(budget: &Budget, old: usize, new: usize) -> Result<()> {
+    if new > old {
+        budget.try_grow(new - old)
+    } else {
+        budget.release(old - new);
+        Ok(())
+    }
+}

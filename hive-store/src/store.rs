@@ -1,0 +1,262 @@
+//! The store: shards behind locks, the clock, and the read and write paths every
+//! typed operation goes through.
+
+use std::cell::Cell;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::{RwLock, RwLockWriteGuard};
+
+use crate::budget::{Budget, Reservation};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Limits, StoreConfig};
+use crate::entry::{Entry, NEVER};
+use crate::error::Result;
+use crate::shard::{Shard, Shared, Write, hasher};
+use crate::version::Version;
+
+/// A sharded, in-memory store of typed entries with TTLs, versions and a memory
+/// budget. `Send + Sync`; share it behind an `Arc`.
+///
+/// Each operation locks one shard for the time it takes to do its work in
+/// memory (nanoseconds to microseconds); nothing waits on I/O under a lock.
+#[derive(Debug)]
+pub struct Store {
+    shards: Box<[ShardCell]>,
+    mask: usize,
+    shared: Shared,
+    clock: Arc<dyn Clock>,
+    limits: Limits,
+}
+
+/// A shard lock on its own cache lines, so neighbouring shards do not contend.
+#[derive(Debug)]
+#[repr(align(128))]
+struct ShardCell(RwLock<Shard>);
+
+/// The current time, read from the clock at most once per operation and only
+/// when the operation needs it.
+#[derive(Debug)]
+pub(crate) struct Now<'a> {
+    clock: &'a dyn Clock,
+    ms: Cell<Option<u64>>,
+}
+
+impl Now<'_> {
+    pub(crate) fn get(&self) -> u64 {
+        if let Some(ms) = self.ms.get() {
+            return ms;
+        }
+        let ms = self.clock.now_ms();
+        self.ms.set(Some(ms));
+        ms
+    }
+}
+
+impl Store {
+    /// Returns an empty store on the system clock.
+    pub fn new(config: StoreConfig) -> Self {
+        Self::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// Returns an empty store reading time from `clock`.
+    pub fn with_clock(config: StoreConfig, clock: Arc<dyn Clock>) -> Self {
+        let count = config.shards.clamp(1, 1 << 16).next_power_of_two();
+        Self {
+            shards: (0..count)
+                .map(|_| ShardCell(RwLock::new(Shard::new())))
+                .collect(),
+            mask: count - 1,
+            shared: Shared {
+                hasher: hasher(),
+                budget: Budget::new(config.mem_limit),
+                node_tag: config.node_tag,
+                keep_tombstones: config.tombstones,
+            },
+            clock,
+            limits: config.limits,
+        }
+    }
+
+    /// Returns the size limits this store enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Returns the current time of the store's clock, in Unix milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Returns the number of keys held, counting expired keys not yet reclaimed.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|cell| cell.0.read().len()).sum()
+    }
+
+    /// Returns true if the store holds no keys.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Returns the bytes accounted to keys, values, per-entry overhead and
+    /// tombstones.
+    pub fn memory_bytes(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|cell| cell.0.read().mem() as u64)
+            .sum()
+    }
+
+    /// Returns the number of tombstones held.
+    pub fn tombstone_count(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|cell| cell.0.read().tombstone_count())
+            .sum()
+    }
+
+    /// Returns the number of shards (the unit the janitor sweeps).
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Returns the live keys (a snapshot, in no particular order).
+    pub fn keys(&self) -> Vec<Bytes> {
+        let now = self.clock.now_ms();
+        let mut keys = Vec::new();
+        for cell in &self.shards {
+            cell.0.read().for_each(|key, entry| {
+                if !entry.is_expired(now) {
+                    keys.push(key.clone());
+                }
+            });
+        }
+        keys
+    }
+
+    /// Reclaims up to `limit` due entries of shard `shard` (expired keys and
+    /// elements) under one short lock. Returns how many it handled and whether
+    /// more are due in that shard.
+    pub fn sweep_shard(&self, shard: usize, limit: usize) -> (usize, bool) {
+        let Some(cell) = self.shards.get(shard) else {
+            return (0, false);
+        };
+        let now = self.clock.now_ms();
+        cell.0.write().sweep(&self.shared, now, limit)
+    }
+
+    /// Reclaims everything that is due in every shard, taking each lock for at
+    /// most `limit_per_lock` entries at a time. Returns the entries handled.
+    pub fn sweep(&self, limit_per_lock: usize) -> usize {
+        let limit = limit_per_lock.max(1);
+        let mut handled = 0;
+        for shard in 0..self.shards.len() {
+            loop {
+                let (done, more) = self.sweep_shard(shard, limit);
+                handled += done;
+                if !more {
+                    break;
+                }
+            }
+        }
+        handled
+    }
+
+    /// Drops tombstones older than `before` (once every owner has them); returns
+    /// how many were dropped.
+    pub fn purge_tombstones(&self, before: Version) -> usize {
+        self.shards
+            .iter()
+            .map(|cell| cell.0.write().purge_tombstones(&self.shared, before))
+            .sum()
+    }
+
+    /// Drops the tombstone of `key` if it carries exactly `version`.
+    pub fn forget_tombstone(&self, key: &[u8], version: Version) -> bool {
+        let (_, cell) = self.locate(key);
+        cell.0.write().forget_tombstone(&self.shared, key, version)
+    }
+
+    /// Verifies the store's internal invariants (memory accounting, expiry index,
+    /// no empty collections, versions behind the clock). Meant for tests; takes
+    /// every shard lock in turn.
+    pub fn check_invariants(&self) -> std::result::Result<(), String> {
+        let now = self.clock.now_ms();
+        for (index, cell) in self.shards.iter().enumerate() {
+            cell.0
+                .read()
+                .check_invariants(now)
+                .map_err(|err| format!("shard {index}: {err}"))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    fn locate(&self, key: &[u8]) -> (u64, &ShardCell) {
+        let hash = self.shared.hasher.hash_one(key);
+        // The table uses the low bits and the top seven; shards take the middle.
+        let shard = (hash >> 32) as usize & self.mask;
+        (hash, &self.shards[shard])
+    }
+
+    /// Runs `read` on the live entry of `key` (`None` if absent or expired).
+    ///
+    /// Takes the shard's read lock; only if the entry has something due (its
+    /// deadline, or an element's) does it take the write lock once to reclaim it.
+    pub(crate) fn read<R>(
+        &self,
+        key: &[u8],
+        read: impl FnOnce(Option<&Entry>, &Now<'_>) -> Result<R>,
+    ) -> Result<R> {
+        self.limits.check_key(key)?;
+        let now = Now {
+            clock: &*self.clock,
+            ms: Cell::new(None),
+        };
+        let (hash, cell) = self.locate(key);
+        {
+            let shard = cell.0.read();
+            match shard.find(hash, key) {
+                None => return read(None, &now),
+                Some(entry) => {
+                    let wake = entry.wake_at();
+                    if wake == NEVER || wake > now.get() {
+                        return read(Some(entry), &now);
+                    }
+                }
+            }
+        }
+        let mut shard = cell.0.write();
+        shard.maintain(&self.shared, hash, key, now.get());
+        let shard = RwLockWriteGuard::downgrade(shard);
+        read(shard.find(hash, key), &now)
+    }
+
+    /// Runs the write operation `op` on `key` under the shard's write lock. `op`
+    /// gets the live entry (or `None`), a memory reservation, and the time.
+    pub(crate) fn write<R>(
+        &self,
+        key: Bytes,
+        op: impl FnOnce(Option<&mut Entry>, &mut Reservation<'_>, u64) -> Result<Write<R>>,
+    ) -> Result<R> {
+        self.limits.check_key(&key)?;
+        let (hash, cell) = self.locate(&key);
+        let mut shard = cell.0.write();
+        let now = self.clock.now_ms();
+        shard.write(&self.shared, hash, key, now, |entry, reservation| {
+            op(entry, reservation, now)
+        })
+    }
+
+    /// Runs `f` on the shard holding `key`, under its write lock.
+    pub(crate) fn with_shard<R>(&self, key: &[u8], f: impl FnOnce(&mut Shard, u64, u64) -> R) -> R {
+        let (hash, cell) = self.locate(key);
+        let mut shard = cell.0.write();
+        let now = self.clock.now_ms();
+        f(&mut shard, hash, now)
+    }
+}

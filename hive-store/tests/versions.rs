@@ -1,0 +1,325 @@
+//! Versions, tombstones, export and apply: the ground replication and
+//! rebalancing stand on (spec: cluster.md G5 and G7, semantics.md "Time and TTLs").
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hive_store::{
+    Applied, End, ExportedData, ExportedEntry, MockClock, Store, StoreConfig, StoreError, Version,
+};
+use proptest::prelude::*;
+
+fn store(node_tag: u64, clock: &MockClock) -> Store {
+    let config = StoreConfig {
+        node_tag,
+        tombstones: true,
+        shards: 4,
+        ..StoreConfig::default()
+    };
+    Store::with_clock(config, Arc::new(clock.clone()))
+}
+
+fn key(name: &str) -> Bytes {
+    Bytes::copy_from_slice(name.as_bytes())
+}
+
+#[test]
+fn every_write_gets_a_newer_version_stamped_with_the_node() {
+    let clock = MockClock::default();
+    let store = store(7, &clock);
+    store.set(key("k"), key("1"), None).unwrap();
+    let first = store.version(b"k").unwrap().unwrap();
+    store.set(key("k"), key("2"), None).unwrap();
+    let second = store.version(b"k").unwrap().unwrap();
+    assert!(second > first, "same millisecond, still ordered");
+    assert_eq!(second.node, 7);
+    clock.advance(10);
+    store.push(key("l"), End::Back, vec![key("x")]).unwrap();
+    assert_eq!(
+        store.version(b"l").unwrap().unwrap().physical_ms(),
+        hive_store::Clock::now_ms(&clock)
+    );
+}
+
+#[test]
+fn reads_and_refused_writes_leave_the_version_alone() {
+    let clock = MockClock::default();
+    let store = store(1, &clock);
+    store.hset(key("h"), key("f"), key("v"), None).unwrap();
+    let version = store.version(b"h").unwrap();
+    store.hget(b"h", b"f").unwrap();
+    assert_eq!(store.hdel(key("h"), b"missing"), Ok(false));
+    assert_eq!(store.get(b"h"), Err(StoreError::WrongType));
+    assert_eq!(store.version(b"h").unwrap(), version);
+}
+
+#[test]
+fn an_entry_round_trips_with_remaining_ttls() {
+    let clock = MockClock::default();
+    let source = store(1, &clock);
+    source.hset(key("h"), key("a"), key("1"), None).unwrap();
+    source
+        .hset(key("h"), key("b"), key("2"), Some(5_000))
+        .unwrap();
+    source.expire(key("h"), 10_000).unwrap();
+    clock.advance(1_000);
+    let exported = source.export(b"h").unwrap().unwrap();
+    assert_eq!(exported.ttl_ms, Some(9_000));
+    let ExportedData::Hash(mut fields) = exported.data.clone() else {
+        panic!("a hash")
+    };
+    fields.sort();
+    assert_eq!(
+        fields,
+        vec![
+            (key("a"), key("1"), None),
+            (key("b"), key("2"), Some(4_000))
+        ]
+    );
+
+    // The target's clock is elsewhere: only remaining time travels.
+    let far = MockClock::new(5_000_000_000_000);
+    let target = store(2, &far);
+    assert_eq!(target.apply(exported.clone()), Ok(Applied::Stored));
+    assert_eq!(target.version(b"h").unwrap(), Some(exported.version));
+    assert_eq!(target.ttl(b"h"), Ok(Some(9_000)));
+    assert_eq!(target.httl_field(b"h", b"b"), Ok(Some(4_000)));
+    far.advance(4_000);
+    assert_eq!(target.hget(b"h", b"b"), Err(StoreError::NotFound));
+    assert_eq!(target.hget(b"h", b"a"), Ok(key("1")));
+    target.check_invariants().unwrap();
+}
+
+#[test]
+fn every_kind_exports_and_applies() {
+    let clock = MockClock::default();
+    let source = store(1, &clock);
+    source.set(key("v"), key("value"), None).unwrap();
+    source
+        .push(key("l"), End::Back, vec![key("x"), key("y")])
+        .unwrap();
+    source.sadd(key("s"), vec![key("m"), key("n")]).unwrap();
+    source.sexpire_member(key("s"), b"n", 50).unwrap();
+    source.zadd(key("z"), 2.0, key("b")).unwrap();
+    source.zadd(key("z"), 1.0, key("a")).unwrap();
+    let target = store(2, &clock);
+    for name in ["v", "l", "s", "z"] {
+        let exported = source.export(name.as_bytes()).unwrap().unwrap();
+        assert_eq!(
+            target.apply(exported.clone()),
+            Ok(Applied::Stored),
+            "{name}"
+        );
+        assert_eq!(
+            target.export(name.as_bytes()).unwrap().map(sorted),
+            Some(sorted(exported)),
+            "{name}"
+        );
+    }
+    assert_eq!(target.lrange(b"l", 0, -1), Ok(vec![key("x"), key("y")]));
+    assert_eq!(
+        target.zrange(b"z", 0, -1, false),
+        Ok(vec![(key("a"), 1.0), (key("b"), 2.0)])
+    );
+    clock.advance(50);
+    assert_eq!(target.smembers(b"s"), Ok(vec![key("m")]));
+}
+
+fn sorted(mut entry: ExportedEntry) -> ExportedEntry {
+    match &mut entry.data {
+        ExportedData::Hash(fields) => fields.sort(),
+        ExportedData::Set(members) => members.sort(),
+        _ => {}
+    }
+    entry
+}
+
+#[test]
+fn only_newer_versions_are_applied() {
+    let clock = MockClock::default();
+    let (a, b) = (store(1, &clock), store(2, &clock));
+    a.set(key("k"), key("old"), None).unwrap();
+    let old = a.export(b"k").unwrap().unwrap();
+    a.set(key("k"), key("new"), None).unwrap();
+    let new = a.export(b"k").unwrap().unwrap();
+    assert_eq!(b.apply(new.clone()), Ok(Applied::Stored));
+    assert_eq!(b.apply(old), Ok(Applied::Stale));
+    assert_eq!(
+        b.apply(new),
+        Ok(Applied::Stale),
+        "the same version twice is a no-op"
+    );
+    assert_eq!(b.get(b"k"), Ok(key("new")));
+    // A local write after applying orders after the applied version.
+    b.set(key("k"), key("local"), None).unwrap();
+    assert!(b.version(b"k").unwrap() > a.version(b"k").unwrap());
+}
+
+#[test]
+fn deletes_stick_against_older_copies() {
+    // Spec: cluster.md G5.
+    let clock = MockClock::default();
+    let (a, b) = (store(1, &clock), store(2, &clock));
+    a.set(key("k"), key("v"), None).unwrap();
+    let live = a.export(b"k").unwrap().unwrap();
+    b.apply(live.clone()).unwrap();
+    a.del(key("k")).unwrap();
+    let tombstone = a.export(b"k").unwrap().unwrap();
+    assert_eq!(tombstone.data, ExportedData::Tombstone);
+    assert!(tombstone.version > live.version);
+    assert_eq!(
+        a.apply(live.clone()),
+        Ok(Applied::Stale),
+        "the deleted key does not come back"
+    );
+    assert_eq!(b.apply(tombstone.clone()), Ok(Applied::Deleted));
+    assert_eq!(b.get(b"k"), Err(StoreError::NotFound));
+    assert_eq!(b.apply(live), Ok(Applied::Stale));
+    assert_eq!(b.tombstone_count(), 1);
+
+    // A tombstone reaching a store that never saw the key still guards it.
+    let c = store(3, &clock);
+    assert_eq!(c.apply(tombstone), Ok(Applied::Deleted));
+    assert_eq!(c.tombstone_count(), 1);
+}
+
+#[test]
+fn expiry_leaves_a_tombstone_with_the_entry_version() {
+    let clock = MockClock::default();
+    let a = store(1, &clock);
+    a.set(key("k"), key("old"), None).unwrap();
+    let old = a.export(b"k").unwrap().unwrap();
+    a.set(key("k"), key("v"), Some(100)).unwrap();
+    let version = a.version(b"k").unwrap().unwrap();
+    clock.advance(100);
+    assert_eq!(a.get(b"k"), Err(StoreError::NotFound));
+    let exported = a.export(b"k").unwrap().unwrap();
+    assert_eq!(
+        (exported.version, exported.data),
+        (version, ExportedData::Tombstone)
+    );
+    assert_eq!(
+        a.apply(old),
+        Ok(Applied::Stale),
+        "an expired key does not come back"
+    );
+}
+
+#[test]
+fn an_entry_that_expires_in_transit_is_dropped() {
+    let clock = MockClock::default();
+    let (a, b) = (store(1, &clock), store(2, &clock));
+    b.set(key("k"), key("older"), None).unwrap();
+    clock.advance(1);
+    a.set(key("k"), key("v"), Some(100)).unwrap();
+    let mut exported = a.export(b"k").unwrap().unwrap();
+    exported.ttl_ms = Some(0);
+    assert_eq!(b.apply(exported), Ok(Applied::Expired));
+    assert_eq!(
+        b.get(b"k"),
+        Err(StoreError::NotFound),
+        "the newer, expired version wins"
+    );
+}
+
+#[test]
+fn invalid_incoming_entries_are_refused_whole() {
+    let clock = MockClock::default();
+    let config = StoreConfig {
+        limits: hive_store::Limits {
+            max_key_len: 8,
+            max_value_len: 8,
+        },
+        ..StoreConfig::default()
+    };
+    let b = Store::with_clock(config, Arc::new(clock));
+    let entry = |key: &str, data| ExportedEntry {
+        key: Bytes::copy_from_slice(key.as_bytes()),
+        version: Version {
+            hlc: 1 << 20,
+            node: 1,
+        },
+        ttl_ms: None,
+        data,
+    };
+    let invalid = [
+        entry("way-too-long-key", ExportedData::Value(key("v"))),
+        entry("k", ExportedData::Value(key("way-too-long-value"))),
+        entry("k", ExportedData::List(vec![])),
+        entry("k", ExportedData::ZSet(vec![(key("m"), f64::NAN)])),
+        entry(
+            "k",
+            ExportedData::Set(vec![(key("m"), None), (key("way-too-long-member"), None)]),
+        ),
+    ];
+    for incoming in invalid {
+        assert!(
+            matches!(
+                b.apply(incoming.clone()),
+                Err(StoreError::InvalidArgument(_))
+            ),
+            "{incoming:?}"
+        );
+    }
+    assert!(b.is_empty());
+}
+
+#[test]
+fn tombstones_are_purged_once_old_enough() {
+    let clock = MockClock::default();
+    let a = store(1, &clock);
+    a.set(key("k"), key("v"), None).unwrap();
+    a.del(key("k")).unwrap();
+    let tombstone = a.export(b"k").unwrap().unwrap().version;
+    assert!(!a.forget_tombstone(
+        b"k",
+        Version {
+            hlc: tombstone.hlc + 1,
+            ..tombstone
+        }
+    ));
+    assert_eq!(a.purge_tombstones(tombstone), 0, "only older tombstones go");
+    assert_eq!(
+        a.purge_tombstones(Version {
+            hlc: tombstone.hlc + 1,
+            node: 0
+        }),
+        1
+    );
+    assert_eq!(a.export(b"k"), Ok(None));
+    assert_eq!(a.memory_bytes(), 0);
+}
+
+#[test]
+fn a_store_without_tombstones_forgets_deleted_keys() {
+    let a = Store::new(StoreConfig::default());
+    a.set(key("k"), key("v"), None).unwrap();
+    a.del(key("k")).unwrap();
+    assert_eq!(a.export(b"k"), Ok(None));
+    assert_eq!((a.tombstone_count(), a.memory_bytes()), (0, 0));
+}
+
+proptest! {
+    /// Copies of one key's versions, applied in any order to any store, leave
+    /// every store with the newest (spec: cluster.md G7).
+    #[test]
+    fn any_delivery_order_converges(order in Just((0..6usize).collect::<Vec<_>>()).prop_shuffle()) {
+        let clock = MockClock::default();
+        let writer = store(1, &clock);
+        let mut versions = Vec::new();
+        for step in 0..6 {
+            if step == 3 {
+                writer.del(key("k")).unwrap();
+            } else {
+                writer.set(key("k"), Bytes::from(format!("v{step}")), None).unwrap();
+            }
+            versions.push(writer.export(b"k").unwrap().unwrap());
+        }
+        let reader = store(2, &clock);
+        for index in order {
+            reader.apply(versions[index].clone()).unwrap();
+        }
+        prop_assert_eq!(reader.export(b"k").unwrap(), writer.export(b"k").unwrap());
+        reader.check_invariants().map_err(TestCaseError::fail)?;
+    }
+}

@@ -1,0 +1,52 @@
+//! The facade's error type, shared by every store and the node.
+
+use hive_store::StoreError;
+use thiserror::Error;
+
+/// Why an operation failed. Unit variants carry no message; the others say what
+/// was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The key, field, member or list index does not exist or has expired, or a
+    /// pop found an empty list.
+    #[error("not found")]
+    NotFound,
+    /// The write would take the owning node past its `mem_limit`; nothing changed.
+    #[error("capacity exceeded: the node's memory limit is reached")]
+    CapacityExceeded,
+    /// The key holds another data type (reachable through the Redis protocol).
+    #[error("wrong type: the key holds another kind of value")]
+    WrongType,
+    /// The node is stopping and takes no more operations.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    /// An argument is invalid: empty key, key or value over the size limits, NaN
+    /// score, zero or out-of-range TTL, bad configuration. The message names it.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A stored value does not decode as the requested type, or a value does not
+    /// encode.
+    #[error("codec error: {0}")]
+    Codec(String),
+    /// The owners of the key cannot be reached in time.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// `Result` with the facade's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => Error::NotFound,
+            StoreError::WrongType => Error::WrongType,
+            StoreError::CapacityExceeded => Error::CapacityExceeded,
+            StoreError::InvalidArgument(message) | StoreError::InvalidValue(message) => {
+                Error::InvalidArgument(message)
+            }
+            other => Error::InvalidArgument(other.to_string()),
+        }
+    }
+}
