@@ -135,8 +135,7 @@ impl Store {
         self.limits().check_key(&key)?;
         self.validate(&data)?;
         let shared = self.shared();
-        let key_for_lookup = key.clone();
-        self.with_shard(&key_for_lookup, |shard, hash, now| {
+        self.with_shard(&key, |shard, hash, now| {
             // An entry that expired in transit arrives as the deletion it has become.
             let incoming = match data {
                 ExportedData::Tombstone => Incoming::Tombstone,
@@ -148,7 +147,7 @@ impl Store {
                     },
                 },
             };
-            shard.apply(shared, hash, key, version, incoming, now)
+            shard.apply(shared, hash, &key, version, incoming, now)
         })
     }
 

@@ -112,7 +112,7 @@ impl Store {
     /// hash if needed. Returns true if the field is new.
     pub fn hset(
         &self,
-        key: Bytes,
+        key: &[u8],
         field: Bytes,
         value: Bytes,
         ttl_ms: Option<u64>,
@@ -193,7 +193,7 @@ impl Store {
 
     /// Deletes `field` from the hash `key` (the key goes with its last field);
     /// returns whether the field existed.
-    pub fn hdel(&self, key: Bytes, field: &[u8]) -> Result<bool> {
+    pub fn hdel(&self, key: &[u8], field: &[u8]) -> Result<bool> {
         self.write(key, |entry, reservation, _| {
             let Some(entry) = entry else {
                 return Ok(Write::Unchanged(false));
@@ -210,7 +210,7 @@ impl Store {
 
     /// Gives `field` of the hash `key` a TTL of `ttl_ms`. `NotFound` if the key or
     /// field is absent.
-    pub fn hexpire_field(&self, key: Bytes, field: &[u8], ttl_ms: u64) -> Result<()> {
+    pub fn hexpire_field(&self, key: &[u8], field: &[u8], ttl_ms: u64) -> Result<()> {
         self.write(key, |entry, _, now| {
             let deadline = deadline_after(now, ttl_ms)?;
             let hash = as_hash_mut(&mut entry.ok_or(StoreError::NotFound)?.data)?;
@@ -225,7 +225,7 @@ impl Store {
 
     /// Removes the TTL of `field` of the hash `key`; returns whether it had one.
     /// `NotFound` if the key or field is absent.
-    pub fn hpersist_field(&self, key: Bytes, field: &[u8]) -> Result<bool> {
+    pub fn hpersist_field(&self, key: &[u8], field: &[u8]) -> Result<bool> {
         self.write(key, |entry, _, _| {
             let hash = as_hash_mut(&mut entry.ok_or(StoreError::NotFound)?.data)?;
             let field = hash.fields.get_mut(field).ok_or(StoreError::NotFound)?;

@@ -1,7 +1,5 @@
 //! Operations on any key, whatever it holds: existence, type, delete, key TTLs.
 
-use bytes::Bytes;
-
 use crate::config::deadline_after;
 use crate::entry::{Kind, NO_DEADLINE};
 use crate::error::{Result, StoreError};
@@ -26,7 +24,7 @@ impl Store {
     }
 
     /// Deletes `key`; returns whether it existed.
-    pub fn del(&self, key: Bytes) -> Result<bool> {
+    pub fn del(&self, key: &[u8]) -> Result<bool> {
         self.write(key, |entry, _, _| {
             Ok(if entry.is_some() {
                 Write::Delete(true)
@@ -38,7 +36,7 @@ impl Store {
 
     /// Sets the TTL of `key` to `ttl_ms` milliseconds from now. `NotFound` if the
     /// key is absent; `InvalidArgument` unless `1 <= ttl_ms <= 100 years`.
-    pub fn expire(&self, key: Bytes, ttl_ms: u64) -> Result<()> {
+    pub fn expire(&self, key: &[u8], ttl_ms: u64) -> Result<()> {
         self.write(key, |entry, _, now| {
             let deadline = deadline_after(now, ttl_ms)?;
             let entry = entry.ok_or(StoreError::NotFound)?;
@@ -50,7 +48,7 @@ impl Store {
     /// Sets the deadline of `key` to the absolute Unix time `deadline_ms`; a time
     /// already past deletes the key (as Redis's `PEXPIREAT`). `NotFound` if the
     /// key is absent.
-    pub fn expire_at(&self, key: Bytes, deadline_ms: u64) -> Result<()> {
+    pub fn expire_at(&self, key: &[u8], deadline_ms: u64) -> Result<()> {
         self.write(key, |entry, _, now| {
             let entry = entry.ok_or(StoreError::NotFound)?;
             if deadline_ms <= now {
@@ -64,7 +62,7 @@ impl Store {
 
     /// Removes the TTL of `key`; returns whether it had one. `NotFound` if the key
     /// is absent.
-    pub fn persist(&self, key: Bytes) -> Result<bool> {
+    pub fn persist(&self, key: &[u8]) -> Result<bool> {
         self.write(key, |entry, _, _| {
             let entry = entry.ok_or(StoreError::NotFound)?;
             if entry.deadline == NO_DEADLINE {

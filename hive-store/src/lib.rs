@@ -26,9 +26,9 @@
 //! use hive_store::{Store, StoreConfig, StoreError};
 //!
 //! let store = Store::new(StoreConfig::default());
-//! store.set(Bytes::from("greeting"), Bytes::from("hello"), Some(60_000))?;
+//! store.set(b"greeting", Bytes::from("hello"), Some(60_000))?;
 //! assert_eq!(store.get(b"greeting")?, "hello");
-//! store.push(Bytes::from("queue"), hive_store::End::Back, vec![Bytes::from("job")])?;
+//! store.push(b"queue", hive_store::End::Back, vec![Bytes::from("job")])?;
 //! assert_eq!(store.get(b"queue"), Err(StoreError::WrongType));
 //! # Ok::<(), StoreError>(())
 //! ```

@@ -83,7 +83,7 @@ fn as_list_mut(data: &mut Data) -> Result<&mut ListData> {
 impl Store {
     /// Pushes `values` one by one at `end` of the list `key` (so `LPUSH k a b`
     /// leaves `b` first), creating the list if needed. Returns the new length.
-    pub fn push(&self, key: Bytes, end: End, values: Vec<Bytes>) -> Result<usize> {
+    pub fn push(&self, key: &[u8], end: End, values: Vec<Bytes>) -> Result<usize> {
         if values.is_empty() {
             return Err(StoreError::InvalidArgument(
                 "push needs at least one element".into(),
@@ -112,7 +112,7 @@ impl Store {
 
     /// Removes and returns the element at `end` of the list `key` (the key goes
     /// with its last element). `NotFound` if the list is absent.
-    pub fn pop(&self, key: Bytes, end: End) -> Result<Bytes> {
+    pub fn pop(&self, key: &[u8], end: End) -> Result<Bytes> {
         self.pop_many(key, end, 1)?
             .pop()
             .ok_or(StoreError::NotFound)
@@ -120,7 +120,7 @@ impl Store {
 
     /// Removes and returns up to `count` elements from `end` of the list `key`,
     /// in pop order. `NotFound` if the list is absent.
-    pub fn pop_many(&self, key: Bytes, end: End, count: usize) -> Result<Vec<Bytes>> {
+    pub fn pop_many(&self, key: &[u8], end: End, count: usize) -> Result<Vec<Bytes>> {
         self.write(key, |entry, reservation, _| {
             let list = as_list_mut(&mut entry.ok_or(StoreError::NotFound)?.data)?;
             let count = count.min(list.items.len());
@@ -163,7 +163,7 @@ impl Store {
 
     /// Replaces the element at `index`. `NotFound` if the list is absent or the
     /// index is out of range.
-    pub fn lset(&self, key: Bytes, index: i64, value: Bytes) -> Result<()> {
+    pub fn lset(&self, key: &[u8], index: i64, value: Bytes) -> Result<()> {
         self.limits().check_value("element", &value)?;
         self.write(key, |entry, reservation, _| {
             let list = as_list_mut(&mut entry.ok_or(StoreError::NotFound)?.data)?;

@@ -161,67 +161,70 @@ pub enum Reply {
 }
 
 impl Reply {
-    /// Returns the value of a [`Reply::Bytes`].
-    pub fn into_bytes(self) -> Option<Bytes> {
+    // Each accessor returns the reply itself when it has another shape, so the
+    // caller can report what it got without formatting on the success path.
+
+    /// Returns the value of a [`Reply::Bytes`], or the reply itself if it has another shape.
+    pub fn into_bytes(self) -> Result<Bytes, Reply> {
         match self {
-            Reply::Bytes(value) => Some(value),
-            _ => None,
+            Reply::Bytes(value) => Ok(value),
+            other => Err(other),
         }
     }
 
     /// Returns the answer of a [`Reply::Bool`].
-    pub fn into_bool(self) -> Option<bool> {
+    pub fn into_bool(self) -> Result<bool, Reply> {
         match self {
-            Reply::Bool(answer) => Some(answer),
-            _ => None,
+            Reply::Bool(answer) => Ok(answer),
+            other => Err(other),
         }
     }
 
     /// Returns the number of a [`Reply::Count`].
-    pub fn into_count(self) -> Option<u64> {
+    pub fn into_count(self) -> Result<u64, Reply> {
         match self {
-            Reply::Count(count) => Some(count),
-            _ => None,
+            Reply::Count(count) => Ok(count),
+            other => Err(other),
         }
     }
 
     /// Returns the score of a [`Reply::Score`].
-    pub fn into_score(self) -> Option<f64> {
+    pub fn into_score(self) -> Result<f64, Reply> {
         match self {
-            Reply::Score(score) => Some(score),
-            _ => None,
+            Reply::Score(score) => Ok(score),
+            other => Err(other),
         }
     }
 
     /// Returns the values of a [`Reply::List`].
-    pub fn into_list(self) -> Option<Vec<Bytes>> {
+    pub fn into_list(self) -> Result<Vec<Bytes>, Reply> {
         match self {
-            Reply::List(values) => Some(values),
-            _ => None,
+            Reply::List(values) => Ok(values),
+            other => Err(other),
         }
     }
 
     /// Returns the pairs of a [`Reply::Pairs`].
-    pub fn into_pairs(self) -> Option<Vec<(Bytes, Bytes)>> {
+    pub fn into_pairs(self) -> Result<Vec<(Bytes, Bytes)>, Reply> {
         match self {
-            Reply::Pairs(pairs) => Some(pairs),
-            _ => None,
+            Reply::Pairs(pairs) => Ok(pairs),
+            other => Err(other),
         }
     }
 
     /// Returns the members and scores of a [`Reply::Scored`].
-    pub fn into_scored(self) -> Option<Vec<(Bytes, f64)>> {
+    pub fn into_scored(self) -> Result<Vec<(Bytes, f64)>, Reply> {
         match self {
-            Reply::Scored(scored) => Some(scored),
-            _ => None,
+            Reply::Scored(scored) => Ok(scored),
+            other => Err(other),
         }
     }
 
     /// Returns the TTL of a [`Reply::Ttl`] (`Some(None)` for no TTL).
-    pub fn into_ttl(self) -> Option<Option<u64>> {
+    pub fn into_ttl(self) -> Result<Option<u64>, Reply> {
         match self {
-            Reply::Ttl(ttl) => Some(ttl),
-            _ => None,
+            Reply::Ttl(ttl) => Ok(ttl),
+            other => Err(other),
         }
     }
 }
@@ -232,50 +235,50 @@ fn count(n: usize) -> Reply {
 
 impl Store {
     /// Executes `op` on `key`.
-    pub fn execute(&self, key: Bytes, op: Op) -> Result<Reply> {
+    pub fn execute(&self, key: &[u8], op: Op) -> Result<Reply> {
         Ok(match op {
-            Op::Exists => Reply::Bool(self.exists(&key)?),
-            Op::Type => Reply::Kind(self.kind(&key)?),
+            Op::Exists => Reply::Bool(self.exists(key)?),
+            Op::Type => Reply::Kind(self.kind(key)?),
             Op::Del => Reply::Bool(self.del(key)?),
             Op::Expire { ttl_ms } => self.expire(key, ttl_ms).map(|()| Reply::Unit)?,
             Op::Persist => Reply::Bool(self.persist(key)?),
-            Op::Ttl => Reply::Ttl(self.ttl(&key)?),
-            Op::Get => Reply::Bytes(self.get(&key)?),
+            Op::Ttl => Reply::Ttl(self.ttl(key)?),
+            Op::Get => Reply::Bytes(self.get(key)?),
             Op::Set { value, ttl_ms } => self.set(key, value, ttl_ms).map(|()| Reply::Unit)?,
             Op::HSet {
                 field,
                 value,
                 ttl_ms,
             } => Reply::Bool(self.hset(key, field, value, ttl_ms)?),
-            Op::HGet { field } => Reply::Bytes(self.hget(&key, &field)?),
-            Op::HGetAll => Reply::Pairs(self.hget_all(&key)?),
-            Op::HKeys => Reply::List(self.hkeys(&key)?),
-            Op::HLen => count(self.hlen(&key)?),
+            Op::HGet { field } => Reply::Bytes(self.hget(key, &field)?),
+            Op::HGetAll => Reply::Pairs(self.hget_all(key)?),
+            Op::HKeys => Reply::List(self.hkeys(key)?),
+            Op::HLen => count(self.hlen(key)?),
             Op::HDel { field } => Reply::Bool(self.hdel(key, &field)?),
             Op::HExpireField { field, ttl_ms } => self
                 .hexpire_field(key, &field, ttl_ms)
                 .map(|()| Reply::Unit)?,
             Op::Push { end, values } => count(self.push(key, end, values)?),
             Op::Pop { end } => Reply::Bytes(self.pop(key, end)?),
-            Op::LIndex { index } => Reply::Bytes(self.lindex(&key, index)?),
+            Op::LIndex { index } => Reply::Bytes(self.lindex(key, index)?),
             Op::LSet { index, value } => self.lset(key, index, value).map(|()| Reply::Unit)?,
-            Op::LRange { start, stop } => Reply::List(self.lrange(&key, start, stop)?),
-            Op::LLen => count(self.llen(&key)?),
+            Op::LRange { start, stop } => Reply::List(self.lrange(key, start, stop)?),
+            Op::LLen => count(self.llen(key)?),
             Op::SAdd { members } => count(self.sadd(key, members)?),
             Op::SRem { member } => Reply::Bool(self.srem(key, &member)?),
-            Op::SIsMember { member } => Reply::Bool(self.sismember(&key, &member)?),
-            Op::SMembers => Reply::List(self.smembers(&key)?),
-            Op::SCard => count(self.scard(&key)?),
+            Op::SIsMember { member } => Reply::Bool(self.sismember(key, &member)?),
+            Op::SMembers => Reply::List(self.smembers(key)?),
+            Op::SCard => count(self.scard(key)?),
             Op::SExpireMember { member, ttl_ms } => self
                 .sexpire_member(key, &member, ttl_ms)
                 .map(|()| Reply::Unit)?,
             Op::ZAdd { score, member } => Reply::Bool(self.zadd(key, score, member)?),
             Op::ZRem { member } => Reply::Bool(self.zrem(key, &member)?),
-            Op::ZScore { member } => Reply::Score(self.zscore(&key, &member)?),
-            Op::ZRank { member, rev } => count(self.zrank(&key, &member, rev)?),
-            Op::ZRange { start, stop, rev } => Reply::Scored(self.zrange(&key, start, stop, rev)?),
-            Op::ZRangeByScore { min, max } => Reply::Scored(self.zrange_by_score(&key, min, max)?),
-            Op::ZCard => count(self.zcard(&key)?),
+            Op::ZScore { member } => Reply::Score(self.zscore(key, &member)?),
+            Op::ZRank { member, rev } => count(self.zrank(key, &member, rev)?),
+            Op::ZRange { start, stop, rev } => Reply::Scored(self.zrange(key, start, stop, rev)?),
+            Op::ZRangeByScore { min, max } => Reply::Scored(self.zrange_by_score(key, min, max)?),
+            Op::ZCard => count(self.zcard(key)?),
         })
     }
 }

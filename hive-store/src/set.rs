@@ -103,7 +103,7 @@ fn as_set_mut(data: &mut Data) -> Result<&mut SetData> {
 impl Store {
     /// Adds `members` to the set `key`, creating it if needed; a member already
     /// present loses its TTL. Returns how many members were new.
-    pub fn sadd(&self, key: Bytes, mut members: Vec<Bytes>) -> Result<usize> {
+    pub fn sadd(&self, key: &[u8], mut members: Vec<Bytes>) -> Result<usize> {
         if members.is_empty() {
             return Err(StoreError::InvalidArgument(
                 "sadd needs at least one member".into(),
@@ -156,7 +156,7 @@ impl Store {
 
     /// Removes `member` from the set `key` (the key goes with its last member);
     /// returns whether it was there.
-    pub fn srem(&self, key: Bytes, member: &[u8]) -> Result<bool> {
+    pub fn srem(&self, key: &[u8], member: &[u8]) -> Result<bool> {
         self.write(key, |entry, reservation, _| {
             let Some(entry) = entry else {
                 return Ok(Write::Unchanged(false));
@@ -199,7 +199,7 @@ impl Store {
 
     /// Gives `member` of the set `key` a TTL of `ttl_ms`. `NotFound` if the key
     /// or member is absent.
-    pub fn sexpire_member(&self, key: Bytes, member: &[u8], ttl_ms: u64) -> Result<()> {
+    pub fn sexpire_member(&self, key: &[u8], member: &[u8], ttl_ms: u64) -> Result<()> {
         self.write(key, |entry, _, now| {
             let deadline = deadline_after(now, ttl_ms)?;
             let set = as_set_mut(&mut entry.ok_or(StoreError::NotFound)?.data)?;

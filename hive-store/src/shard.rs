@@ -163,8 +163,7 @@ impl Shard {
             self.mem -= freed;
             shared.budget.release(freed);
             if !slot.entry.data.is_empty() {
-                let key = slot.key.clone();
-                reindex(&mut self.expiry, &key, wake, slot.entry.wake_at());
+                reindex(&mut self.expiry, &slot.key, wake, slot.entry.wake_at());
                 return;
             }
         }
@@ -174,28 +173,34 @@ impl Shard {
 
     /// Runs a write operation on `key` at `now` and settles its outcome.
     ///
-    /// The key is maintained first, so `op` sees it live or absent. `op` must
+    /// A key with something due is maintained first, so `op` sees it live or
+    /// absent. `op` must
     /// validate everything and reserve memory before it mutates: an error from
     /// `op` leaves the entry untouched.
     pub(crate) fn write<R>(
         &mut self,
         shared: &Shared,
         hash: u64,
-        key: Bytes,
+        key: &[u8],
         now: u64,
         op: impl FnOnce(Option<&mut Entry>, &mut Reservation<'_>) -> Result<Write<R>>,
     ) -> Result<R> {
-        self.maintain(shared, hash, &key, now);
         let mut reservation = Reservation::new(&shared.budget);
         let hasher = &shared.hasher;
         match self.table.entry(
             hash,
-            |slot| slot.key == key,
+            |slot| slot.key[..] == *key,
             |slot| hasher.hash_one(&slot.key[..]),
         ) {
             TableEntry::Occupied(mut occupied) => {
                 let slot = occupied.get_mut();
                 let old_wake = slot.entry.wake_at();
+                if old_wake <= now {
+                    // Something is due: settle it, then run on what is left. The
+                    // second pass finds nothing due, so this recurses once at most.
+                    self.maintain(shared, hash, key, now);
+                    return self.write(shared, hash, key, now, op);
+                }
                 let outcome = match op(Some(&mut slot.entry), &mut reservation) {
                     Ok(outcome) => outcome,
                     Err(err) => {
@@ -219,8 +224,7 @@ impl Shard {
                             let (slot, _) = occupied.remove();
                             self.unlink(shared, slot, old_wake, Some(version));
                         } else {
-                            let key = slot.key.clone();
-                            reindex(&mut self.expiry, &key, old_wake, slot.entry.wake_at());
+                            reindex(&mut self.expiry, &slot.key, old_wake, slot.entry.wake_at());
                         }
                         Ok(reply)
                     }
@@ -230,7 +234,7 @@ impl Shard {
                         reply,
                     } => {
                         reservation.cancel();
-                        let mem = entry_size(&key, &data);
+                        let mem = entry_size(key, &data);
                         resize_budget(&shared.budget, slot.entry.mem, mem)?;
                         self.mem = self.mem - slot.entry.mem + mem;
                         let version = stamp(&mut self.hlc, shared, now);
@@ -240,8 +244,7 @@ impl Shard {
                             version,
                             mem,
                         };
-                        let key = slot.key.clone();
-                        reindex(&mut self.expiry, &key, old_wake, slot.entry.wake_at());
+                        reindex(&mut self.expiry, &slot.key, old_wake, slot.entry.wake_at());
                         Ok(reply)
                     }
                     Write::Delete(reply) => {
@@ -273,7 +276,7 @@ impl Shard {
                         deadline,
                         reply,
                     } => {
-                        let mem = entry_size(&key, &data);
+                        let mem = entry_size(key, &data);
                         shared.budget.try_grow(mem)?;
                         self.mem += mem;
                         let version = stamp(&mut self.hlc, shared, now);
@@ -284,12 +287,10 @@ impl Shard {
                             mem,
                         };
                         let wake = entry.wake_at();
-                        vacant.insert(Slot {
-                            key: key.clone(),
-                            entry,
-                        });
-                        reindex(&mut self.expiry, &key, NEVER, wake);
-                        self.unbury(shared, &key);
+                        let owned = Bytes::copy_from_slice(key);
+                        reindex(&mut self.expiry, &owned, NEVER, wake);
+                        vacant.insert(Slot { key: owned, entry });
+                        self.unbury(shared, key);
                         Ok(reply)
                     }
                 }
@@ -303,17 +304,17 @@ impl Shard {
         &mut self,
         shared: &Shared,
         hash: u64,
-        key: Bytes,
+        key: &[u8],
         version: Version,
         incoming: Incoming,
         now: u64,
     ) -> Result<Applied> {
-        self.maintain(shared, hash, &key, now);
+        self.maintain(shared, hash, key, now);
         self.hlc.observe(version.hlc);
         let current = self
-            .find(hash, &key)
+            .find(hash, key)
             .map(|entry| entry.version)
-            .or_else(|| self.tombstone(&key))
+            .or_else(|| self.tombstone(key))
             .unwrap_or(Version::ZERO);
         if version <= current {
             return Ok(Applied::Stale);
@@ -321,7 +322,7 @@ impl Shard {
         let hasher = &shared.hasher;
         let entry = self.table.entry(
             hash,
-            |slot| slot.key == key,
+            |slot| slot.key[..] == *key,
             |slot| hasher.hash_one(&slot.key[..]),
         );
         let (data, deadline) = match incoming {
@@ -332,7 +333,7 @@ impl Shard {
                     let wake = slot.entry.wake_at();
                     self.unlink(shared, slot, wake, Some(version));
                 } else {
-                    self.bury(shared, key, version);
+                    self.bury(shared, Bytes::copy_from_slice(key), version);
                 }
                 return Ok(match gone {
                     Incoming::Tombstone => Applied::Deleted,
@@ -340,7 +341,7 @@ impl Shard {
                 });
             }
         };
-        let mem = entry_size(&key, &data);
+        let mem = entry_size(key, &data);
         let fresh = Entry {
             data,
             deadline,
@@ -355,17 +356,18 @@ impl Shard {
                 self.mem = self.mem - slot.entry.mem + mem;
                 let old_wake = slot.entry.wake_at();
                 slot.entry = fresh;
-                reindex(&mut self.expiry, &key, old_wake, new_wake);
+                reindex(&mut self.expiry, &slot.key, old_wake, new_wake);
             }
             TableEntry::Vacant(vacant) => {
                 shared.budget.try_grow(mem)?;
                 self.mem += mem;
+                let owned = Bytes::copy_from_slice(key);
+                reindex(&mut self.expiry, &owned, NEVER, new_wake);
                 vacant.insert(Slot {
-                    key: key.clone(),
+                    key: owned,
                     entry: fresh,
                 });
-                reindex(&mut self.expiry, &key, NEVER, new_wake);
-                self.unbury(shared, &key);
+                self.unbury(shared, key);
             }
         }
         Ok(Applied::Stored)

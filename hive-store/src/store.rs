@@ -240,11 +240,11 @@ impl Store {
     /// gets the live entry (or `None`), a memory reservation, and the time.
     pub(crate) fn write<R>(
         &self,
-        key: Bytes,
+        key: &[u8],
         op: impl FnOnce(Option<&mut Entry>, &mut Reservation<'_>, u64) -> Result<Write<R>>,
     ) -> Result<R> {
-        self.limits.check_key(&key)?;
-        let (hash, cell) = self.locate(&key);
+        self.limits.check_key(key)?;
+        let (hash, cell) = self.locate(key);
         let mut shard = cell.0.write();
         let now = self.clock.now_ms();
         shard.write(&self.shared, hash, key, now, |entry, reservation| {

@@ -22,7 +22,7 @@ impl Store {
 
     /// Stores `value` under `key`, replacing whatever the key held (as Redis's
     /// `SET` does, whatever the old type), with a TTL of `ttl_ms` or none.
-    pub fn set(&self, key: Bytes, value: Bytes, ttl_ms: Option<u64>) -> Result<()> {
+    pub fn set(&self, key: &[u8], value: Bytes, ttl_ms: Option<u64>) -> Result<()> {
         self.limits().check_value("value", &value)?;
         self.write(key, |_, _, now| {
             let deadline = match ttl_ms {

@@ -117,7 +117,7 @@ fn to_owned<'a>(items: impl Iterator<Item = (&'a Bytes, f64)>) -> Vec<(Bytes, f6
 impl Store {
     /// Adds `member` with `score` to the sorted set `key`, or moves it to `score`
     /// if present. Returns true if the member is new. `InvalidArgument` for NaN.
-    pub fn zadd(&self, key: Bytes, score: f64, member: Bytes) -> Result<bool> {
+    pub fn zadd(&self, key: &[u8], score: f64, member: Bytes) -> Result<bool> {
         check_score(score)?;
         self.limits().check_value("member", &member)?;
         self.write(key, |entry, reservation, _| {
@@ -148,7 +148,7 @@ impl Store {
 
     /// Removes `member` from the sorted set `key` (the key goes with its last
     /// member); returns whether it was there.
-    pub fn zrem(&self, key: Bytes, member: &[u8]) -> Result<bool> {
+    pub fn zrem(&self, key: &[u8], member: &[u8]) -> Result<bool> {
         self.write(key, |entry, reservation, _| {
             let Some(entry) = entry else {
                 return Ok(Write::Unchanged(false));

@@ -531,7 +531,7 @@ fn check(steps: Vec<Step>, mem_limit: u64) -> Result<(), TestCaseError> {
             }
             Step::Run(key, op) => {
                 let key = Bytes::from_static(KEYS[key].as_bytes());
-                let got = canonical(store.execute(key.clone(), op.clone()));
+                let got = canonical(store.execute(&key, op.clone()));
                 if mem_limit > 0 && got == Err(StoreError::CapacityExceeded) {
                     prop_assert!(
                         op.is_write(),

@@ -27,14 +27,14 @@ fn key(name: &str) -> Bytes {
 fn every_write_gets_a_newer_version_stamped_with_the_node() {
     let clock = MockClock::default();
     let store = store(7, &clock);
-    store.set(key("k"), key("1"), None).unwrap();
+    store.set(b"k", key("1"), None).unwrap();
     let first = store.version(b"k").unwrap().unwrap();
-    store.set(key("k"), key("2"), None).unwrap();
+    store.set(b"k", key("2"), None).unwrap();
     let second = store.version(b"k").unwrap().unwrap();
     assert!(second > first, "same millisecond, still ordered");
     assert_eq!(second.node, 7);
     clock.advance(10);
-    store.push(key("l"), End::Back, vec![key("x")]).unwrap();
+    store.push(b"l", End::Back, vec![key("x")]).unwrap();
     assert_eq!(
         store.version(b"l").unwrap().unwrap().physical_ms(),
         hive_store::Clock::now_ms(&clock)
@@ -45,10 +45,10 @@ fn every_write_gets_a_newer_version_stamped_with_the_node() {
 fn reads_and_refused_writes_leave_the_version_alone() {
     let clock = MockClock::default();
     let store = store(1, &clock);
-    store.hset(key("h"), key("f"), key("v"), None).unwrap();
+    store.hset(b"h", key("f"), key("v"), None).unwrap();
     let version = store.version(b"h").unwrap();
     store.hget(b"h", b"f").unwrap();
-    assert_eq!(store.hdel(key("h"), b"missing"), Ok(false));
+    assert_eq!(store.hdel(b"h", b"missing"), Ok(false));
     assert_eq!(store.get(b"h"), Err(StoreError::WrongType));
     assert_eq!(store.version(b"h").unwrap(), version);
 }
@@ -57,11 +57,9 @@ fn reads_and_refused_writes_leave_the_version_alone() {
 fn an_entry_round_trips_with_remaining_ttls() {
     let clock = MockClock::default();
     let source = store(1, &clock);
-    source.hset(key("h"), key("a"), key("1"), None).unwrap();
-    source
-        .hset(key("h"), key("b"), key("2"), Some(5_000))
-        .unwrap();
-    source.expire(key("h"), 10_000).unwrap();
+    source.hset(b"h", key("a"), key("1"), None).unwrap();
+    source.hset(b"h", key("b"), key("2"), Some(5_000)).unwrap();
+    source.expire(b"h", 10_000).unwrap();
     clock.advance(1_000);
     let exported = source.export(b"h").unwrap().unwrap();
     assert_eq!(exported.ttl_ms, Some(9_000));
@@ -94,14 +92,14 @@ fn an_entry_round_trips_with_remaining_ttls() {
 fn every_kind_exports_and_applies() {
     let clock = MockClock::default();
     let source = store(1, &clock);
-    source.set(key("v"), key("value"), None).unwrap();
+    source.set(b"v", key("value"), None).unwrap();
     source
-        .push(key("l"), End::Back, vec![key("x"), key("y")])
+        .push(b"l", End::Back, vec![key("x"), key("y")])
         .unwrap();
-    source.sadd(key("s"), vec![key("m"), key("n")]).unwrap();
-    source.sexpire_member(key("s"), b"n", 50).unwrap();
-    source.zadd(key("z"), 2.0, key("b")).unwrap();
-    source.zadd(key("z"), 1.0, key("a")).unwrap();
+    source.sadd(b"s", vec![key("m"), key("n")]).unwrap();
+    source.sexpire_member(b"s", b"n", 50).unwrap();
+    source.zadd(b"z", 2.0, key("b")).unwrap();
+    source.zadd(b"z", 1.0, key("a")).unwrap();
     let target = store(2, &clock);
     for name in ["v", "l", "s", "z"] {
         let exported = source.export(name.as_bytes()).unwrap().unwrap();
@@ -138,9 +136,9 @@ fn sorted(mut entry: ExportedEntry) -> ExportedEntry {
 fn only_newer_versions_are_applied() {
     let clock = MockClock::default();
     let (a, b) = (store(1, &clock), store(2, &clock));
-    a.set(key("k"), key("old"), None).unwrap();
+    a.set(b"k", key("old"), None).unwrap();
     let old = a.export(b"k").unwrap().unwrap();
-    a.set(key("k"), key("new"), None).unwrap();
+    a.set(b"k", key("new"), None).unwrap();
     let new = a.export(b"k").unwrap().unwrap();
     assert_eq!(b.apply(new.clone()), Ok(Applied::Stored));
     assert_eq!(b.apply(old), Ok(Applied::Stale));
@@ -151,7 +149,7 @@ fn only_newer_versions_are_applied() {
     );
     assert_eq!(b.get(b"k"), Ok(key("new")));
     // A local write after applying orders after the applied version.
-    b.set(key("k"), key("local"), None).unwrap();
+    b.set(b"k", key("local"), None).unwrap();
     assert!(b.version(b"k").unwrap() > a.version(b"k").unwrap());
 }
 
@@ -160,10 +158,10 @@ fn deletes_stick_against_older_copies() {
     // Spec: cluster.md G5.
     let clock = MockClock::default();
     let (a, b) = (store(1, &clock), store(2, &clock));
-    a.set(key("k"), key("v"), None).unwrap();
+    a.set(b"k", key("v"), None).unwrap();
     let live = a.export(b"k").unwrap().unwrap();
     b.apply(live.clone()).unwrap();
-    a.del(key("k")).unwrap();
+    a.del(b"k").unwrap();
     let tombstone = a.export(b"k").unwrap().unwrap();
     assert_eq!(tombstone.data, ExportedData::Tombstone);
     assert!(tombstone.version > live.version);
@@ -187,9 +185,9 @@ fn deletes_stick_against_older_copies() {
 fn expiry_leaves_a_tombstone_with_the_entry_version() {
     let clock = MockClock::default();
     let a = store(1, &clock);
-    a.set(key("k"), key("old"), None).unwrap();
+    a.set(b"k", key("old"), None).unwrap();
     let old = a.export(b"k").unwrap().unwrap();
-    a.set(key("k"), key("v"), Some(100)).unwrap();
+    a.set(b"k", key("v"), Some(100)).unwrap();
     let version = a.version(b"k").unwrap().unwrap();
     clock.advance(100);
     assert_eq!(a.get(b"k"), Err(StoreError::NotFound));
@@ -209,9 +207,9 @@ fn expiry_leaves_a_tombstone_with_the_entry_version() {
 fn an_entry_that_expires_in_transit_is_dropped() {
     let clock = MockClock::default();
     let (a, b) = (store(1, &clock), store(2, &clock));
-    b.set(key("k"), key("older"), None).unwrap();
+    b.set(b"k", key("older"), None).unwrap();
     clock.advance(1);
-    a.set(key("k"), key("v"), Some(100)).unwrap();
+    a.set(b"k", key("v"), Some(100)).unwrap();
     let mut exported = a.export(b"k").unwrap().unwrap();
     exported.ttl_ms = Some(0);
     assert_eq!(b.apply(exported), Ok(Applied::Expired));
@@ -268,8 +266,8 @@ fn invalid_incoming_entries_are_refused_whole() {
 fn tombstones_are_purged_once_old_enough() {
     let clock = MockClock::default();
     let a = store(1, &clock);
-    a.set(key("k"), key("v"), None).unwrap();
-    a.del(key("k")).unwrap();
+    a.set(b"k", key("v"), None).unwrap();
+    a.del(b"k").unwrap();
     let tombstone = a.export(b"k").unwrap().unwrap().version;
     assert!(!a.forget_tombstone(
         b"k",
@@ -293,8 +291,8 @@ fn tombstones_are_purged_once_old_enough() {
 #[test]
 fn a_store_without_tombstones_forgets_deleted_keys() {
     let a = Store::new(StoreConfig::default());
-    a.set(key("k"), key("v"), None).unwrap();
-    a.del(key("k")).unwrap();
+    a.set(b"k", key("v"), None).unwrap();
+    a.del(b"k").unwrap();
     assert_eq!(a.export(b"k"), Ok(None));
     assert_eq!((a.tombstone_count(), a.memory_bytes()), (0, 0));
 }
@@ -309,9 +307,9 @@ proptest! {
         let mut versions = Vec::new();
         for step in 0..6 {
             if step == 3 {
-                writer.del(key("k")).unwrap();
+                writer.del(b"k").unwrap();
             } else {
-                writer.set(key("k"), Bytes::from(format!("v{step}")), None).unwrap();
+                writer.set(b"k", Bytes::from(format!("v{step}")), None).unwrap();
             }
             versions.push(writer.export(b"k").unwrap().unwrap());
         }

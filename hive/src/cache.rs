@@ -3,7 +3,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use hive_store::{Op, Reply, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -31,7 +30,7 @@ impl Cache {
     }
 
     /// Runs one operation on an internal (already namespaced) key.
-    pub(crate) async fn execute(&self, key: Bytes, op: Op) -> Result<Reply> {
+    pub(crate) async fn execute(&self, key: &[u8], op: Op) -> Result<Reply> {
         if self.inner.stopping.is_cancelled() {
             return Err(Error::ShuttingDown);
         }

@@ -1,6 +1,7 @@
 //! Values to bytes and back (MessagePack with field names, so records can grow
 //! fields across versions), and Rust durations to store TTLs.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,11 +11,33 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 
-/// Encodes `value` as MessagePack.
+/// Scratch buffers larger than this are not kept between encodes.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+thread_local! {
+    /// Per-thread encode buffer: MessagePack is written here, then copied into
+    /// one exact-size allocation, instead of growing a fresh `Vec` through
+    /// several reallocations for every value.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Encodes `value` as MessagePack into an exact-size buffer.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes> {
-    rmp_serde::to_vec_named(value)
-        .map(Bytes::from)
-        .map_err(|err| Error::Codec(err.to_string()))
+    let write = |buf: &mut Vec<u8>| {
+        buf.clear();
+        rmp_serde::encode::write_named(buf, value).map_err(|err| Error::Codec(err.to_string()))?;
+        let encoded = Bytes::copy_from_slice(buf);
+        if buf.capacity() > SCRATCH_KEEP {
+            *buf = Vec::new();
+        }
+        Ok(encoded)
+    };
+    // A `Serialize` impl that itself encodes through Hive finds the buffer busy
+    // and uses a fresh one.
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => write(&mut buf),
+        Err(_) => write(&mut Vec::new()),
+    })
 }
 
 /// Decodes MessagePack bytes as a `T`.

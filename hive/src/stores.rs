@@ -13,7 +13,7 @@ mod zset;
 
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use hive_store::{Op, Reply};
 
 use crate::cache::Cache;
@@ -43,20 +43,17 @@ impl Namespace {
     }
 
     /// Returns the internal key for `key`; empty keys are refused.
-    fn key(&self, key: &str) -> Result<Bytes> {
+    fn key(&self, key: &str) -> Result<InternalKey> {
         if key.is_empty() {
             return Err(Error::InvalidArgument("key must not be empty".into()));
         }
-        let mut internal = BytesMut::with_capacity(self.prefix.len() + key.len());
-        internal.put_slice(&self.prefix);
-        internal.put_slice(key.as_bytes());
-        Ok(internal.freeze())
+        Ok(InternalKey::new(&self.prefix, key.as_bytes()))
     }
 
     /// Runs `op` on `key`.
     pub(crate) async fn run(&self, key: &str, op: Op) -> Result<Reply> {
         let key = self.key(key)?;
-        self.cache.execute(key, op).await
+        self.cache.execute(key.as_bytes(), op).await
     }
 
     pub(crate) async fn del(&self, key: &str) -> Result<()> {
@@ -78,10 +75,40 @@ impl Namespace {
     }
 }
 
+/// Longest internal key built on the stack.
+const INLINE_KEY: usize = 96;
+
+/// An internal key (`prefix` + user key), built on the stack when it fits — the
+/// common case — so naming a key costs no allocation; the store copies it only
+/// when it creates the key.
+enum InternalKey {
+    Inline { len: usize, bytes: [u8; INLINE_KEY] },
+    Heap(Vec<u8>),
+}
+
+impl InternalKey {
+    fn new(prefix: &[u8], key: &[u8]) -> Self {
+        let len = prefix.len() + key.len();
+        if len > INLINE_KEY {
+            return InternalKey::Heap([prefix, key].concat());
+        }
+        let mut bytes = [0; INLINE_KEY];
+        bytes[..prefix.len()].copy_from_slice(prefix);
+        bytes[prefix.len()..len].copy_from_slice(key);
+        InternalKey::Inline { len, bytes }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            InternalKey::Inline { len, bytes } => &bytes[..*len],
+            InternalKey::Heap(bytes) => bytes,
+        }
+    }
+}
+
 /// Takes the expected shape out of a reply.
-pub(crate) fn expect<T>(reply: Reply, shape: impl FnOnce(Reply) -> Option<T>) -> Result<T> {
-    let described = format!("{reply:?}");
-    shape(reply).ok_or_else(|| Error::Codec(format!("unexpected reply {described}")))
+pub(crate) fn expect<T>(reply: Reply, shape: impl FnOnce(Reply) -> Result<T, Reply>) -> Result<T> {
+    shape(reply).map_err(|other| Error::Codec(format!("unexpected reply {other:?}")))
 }
 
 /// Adds the whole-key methods every store has (`del`, `expire`, `persist`,

@@ -1,2 +1,82 @@
-//! placeholder
-fn main() {}
+//! `cargo xtask`: the repository's automation, written in Rust (matklad's cargo-xtask pattern).
+//!
+//! This file only dispatches; each subcommand lives in its own module. Every external
+//! command an xtask runs is printed before it runs.
+
+mod bench;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context as _, bail};
+
+const USAGE: &str = "\
+Usage: cargo xtask <subcommand> [options]
+
+Subcommands:
+  bench [ring|store|typed] [--smoke] [--quick] [-- <criterion args>]
+        Run the criterion benchmarks and print the ratio table against their targets.
+  help  Print this message; `cargo xtask bench --help` details bench.
+";
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> anyhow::Result<()> {
+    let Some((subcommand, rest)) = args.split_first() else {
+        print!("{USAGE}");
+        return Ok(());
+    };
+    match subcommand.as_str() {
+        "bench" => bench::run(rest),
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown subcommand `{other}`\n\n{USAGE}"),
+    }
+}
+
+/// The workspace root: the parent of this crate's directory.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// The cargo binary that launched us (`cargo run` sets `CARGO`), or `cargo` from `PATH`.
+fn cargo() -> Command {
+    let program = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(program);
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+/// Prints `cmd`, runs it with inherited stdio and fails if it does not exit successfully.
+fn run_command(cmd: &mut Command) -> anyhow::Result<()> {
+    let shown = display_command(cmd);
+    println!("$ {shown}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start `{shown}`"))?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status})");
+    }
+    Ok(())
+}
+
+fn display_command(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
