@@ -5,9 +5,10 @@ use std::mem::size_of;
 use bytes::Bytes;
 
 use crate::config::deadline_after;
-use crate::entry::{Data, NEVER, NO_DEADLINE};
+use crate::entry::{Data, NO_DEADLINE};
 use crate::error::{Result, StoreError};
-use crate::shard::{FastMap, Write, fast_map};
+use crate::expiring::{Expiring, ExpiringMap};
+use crate::shard::Write;
 use crate::store::Store;
 
 /// A hash field's value and deadline.
@@ -17,12 +18,20 @@ pub(crate) struct Field {
     pub(crate) deadline: u64,
 }
 
+impl Expiring for Field {
+    fn deadline(&self) -> u64 {
+        self.deadline
+    }
+
+    fn set_deadline(&mut self, deadline: u64) {
+        self.deadline = deadline;
+    }
+}
+
 /// The payload of a hash key.
 #[derive(Debug, Clone)]
 pub(crate) struct HashData {
-    fields: FastMap<Bytes, Field>,
-    /// No field expires before this (a lower bound; [`NEVER`] if none has a TTL).
-    next_expiry: u64,
+    fields: ExpiringMap<Field>,
 }
 
 /// Bytes accounted per field besides its name and value.
@@ -35,8 +44,7 @@ fn field_size(name: &[u8], value: &[u8]) -> usize {
 impl HashData {
     pub(crate) fn new() -> Self {
         Self {
-            fields: fast_map(),
-            next_expiry: NEVER,
+            fields: ExpiringMap::new(),
         }
     }
 
@@ -45,7 +53,7 @@ impl HashData {
     }
 
     pub(crate) fn next_expiry(&self) -> u64 {
-        self.next_expiry
+        self.fields.next_expiry()
     }
 
     pub(crate) fn fields(&self) -> impl Iterator<Item = (&Bytes, &Field)> {
@@ -64,31 +72,12 @@ impl HashData {
     /// Sets a field without accounting (used to build a hash that is accounted
     /// as a whole).
     pub(crate) fn insert(&mut self, name: Bytes, value: Bytes, deadline: u64) {
-        self.note_deadline(deadline);
         self.fields.insert(name, Field { value, deadline });
     }
 
     pub(crate) fn purge_expired(&mut self, now: u64) -> usize {
-        let mut freed = 0;
-        let mut next = NEVER;
-        self.fields.retain(|name, field| {
-            if field.deadline != NO_DEADLINE && field.deadline <= now {
-                freed += field_size(name, &field.value);
-                return false;
-            }
-            if field.deadline != NO_DEADLINE {
-                next = next.min(field.deadline);
-            }
-            true
-        });
-        self.next_expiry = next;
-        freed
-    }
-
-    fn note_deadline(&mut self, deadline: u64) {
-        if deadline != NO_DEADLINE {
-            self.next_expiry = self.next_expiry.min(deadline);
-        }
+        self.fields
+            .purge_expired(now, |name, field| field_size(name, &field.value))
     }
 }
 
@@ -139,7 +128,6 @@ impl Store {
                 .get(&field)
                 .map_or(0, |old| field_size(&field, &old.value));
             reservation.resize(old, field_size(&field, &value))?;
-            hash.note_deadline(deadline);
             let is_new = hash
                 .fields
                 .insert(field, Field { value, deadline })
@@ -180,7 +168,7 @@ impl Store {
             let Some(entry) = entry else {
                 return Ok(Vec::new());
             };
-            Ok(as_hash(&entry.data)?.fields.keys().cloned().collect())
+            Ok(as_hash(&entry.data)?.fields.names().cloned().collect())
         })
     }
 
@@ -214,11 +202,9 @@ impl Store {
         self.write(key, |entry, _, now| {
             let deadline = deadline_after(now, ttl_ms)?;
             let hash = as_hash_mut(&mut entry.ok_or(StoreError::NotFound)?.data)?;
-            hash.fields
-                .get_mut(field)
-                .ok_or(StoreError::NotFound)?
-                .deadline = deadline;
-            hash.note_deadline(deadline);
+            if !hash.fields.set_deadline(field, deadline) {
+                return Err(StoreError::NotFound);
+            }
             Ok(Write::Updated(()))
         })
     }
@@ -228,11 +214,10 @@ impl Store {
     pub fn hpersist_field(&self, key: &[u8], field: &[u8]) -> Result<bool> {
         self.write(key, |entry, _, _| {
             let hash = as_hash_mut(&mut entry.ok_or(StoreError::NotFound)?.data)?;
-            let field = hash.fields.get_mut(field).ok_or(StoreError::NotFound)?;
-            if field.deadline == NO_DEADLINE {
+            if hash.fields.get(field).ok_or(StoreError::NotFound)?.deadline == NO_DEADLINE {
                 return Ok(Write::Unchanged(false));
             }
-            field.deadline = NO_DEADLINE;
+            hash.fields.set_deadline(field, NO_DEADLINE);
             Ok(Write::Updated(true))
         })
     }

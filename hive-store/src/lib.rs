@@ -39,6 +39,7 @@ mod clock;
 mod config;
 mod entry;
 mod error;
+mod expiring;
 mod export;
 mod hash;
 mod index;

@@ -5,17 +5,16 @@ use std::mem::size_of;
 use bytes::Bytes;
 
 use crate::config::deadline_after;
-use crate::entry::{Data, NEVER, NO_DEADLINE};
+use crate::entry::{Data, NO_DEADLINE};
 use crate::error::{Result, StoreError};
-use crate::shard::{FastMap, Write, fast_map};
+use crate::expiring::ExpiringMap;
+use crate::shard::Write;
 use crate::store::Store;
 
 /// The payload of a set key: each member with its deadline ([`NO_DEADLINE`] if none).
 #[derive(Debug, Clone)]
 pub(crate) struct SetData {
-    members: FastMap<Bytes, u64>,
-    /// No member expires before this (a lower bound; [`NEVER`] if none has a TTL).
-    next_expiry: u64,
+    members: ExpiringMap<u64>,
 }
 
 /// Bytes accounted per member besides its contents.
@@ -28,8 +27,7 @@ fn member_size(member: &[u8]) -> usize {
 impl SetData {
     pub(crate) fn new() -> Self {
         Self {
-            members: fast_map(),
-            next_expiry: NEVER,
+            members: ExpiringMap::new(),
         }
     }
 
@@ -38,7 +36,7 @@ impl SetData {
     }
 
     pub(crate) fn next_expiry(&self) -> u64 {
-        self.next_expiry
+        self.members.next_expiry()
     }
 
     pub(crate) fn members(&self) -> impl Iterator<Item = (&Bytes, u64)> {
@@ -51,38 +49,19 @@ impl SetData {
         size_of::<Self>()
             + self
                 .members
-                .keys()
+                .names()
                 .map(|member| member_size(member))
                 .sum::<usize>()
     }
 
     /// Adds a member without accounting (used to build a set accounted as a whole).
     pub(crate) fn insert(&mut self, member: Bytes, deadline: u64) {
-        self.note_deadline(deadline);
         self.members.insert(member, deadline);
     }
 
     pub(crate) fn purge_expired(&mut self, now: u64) -> usize {
-        let mut freed = 0;
-        let mut next = NEVER;
-        self.members.retain(|member, deadline| {
-            if *deadline != NO_DEADLINE && *deadline <= now {
-                freed += member_size(member);
-                return false;
-            }
-            if *deadline != NO_DEADLINE {
-                next = next.min(*deadline);
-            }
-            true
-        });
-        self.next_expiry = next;
-        freed
-    }
-
-    fn note_deadline(&mut self, deadline: u64) {
-        if deadline != NO_DEADLINE {
-            self.next_expiry = self.next_expiry.min(deadline);
-        }
+        self.members
+            .purge_expired(now, |member, _| member_size(member))
     }
 }
 
@@ -162,7 +141,7 @@ impl Store {
                 return Ok(Write::Unchanged(false));
             };
             let set = as_set_mut(&mut entry.data)?;
-            if !set.members.contains_key(member) {
+            if set.members.get(member).is_none() {
                 return Ok(Write::Unchanged(false));
             }
             reservation.resize(member_size(member), 0)?;
@@ -175,7 +154,7 @@ impl Store {
     pub fn sismember(&self, key: &[u8], member: &[u8]) -> Result<bool> {
         self.read(key, |entry, _| {
             entry.map_or(Ok(false), |entry| {
-                Ok(as_set(&entry.data)?.members.contains_key(member))
+                Ok(as_set(&entry.data)?.members.get(member).is_some())
             })
         })
     }
@@ -186,7 +165,7 @@ impl Store {
             let Some(entry) = entry else {
                 return Ok(Vec::new());
             };
-            Ok(as_set(&entry.data)?.members.keys().cloned().collect())
+            Ok(as_set(&entry.data)?.members.names().cloned().collect())
         })
     }
 
@@ -203,8 +182,9 @@ impl Store {
         self.write(key, |entry, _, now| {
             let deadline = deadline_after(now, ttl_ms)?;
             let set = as_set_mut(&mut entry.ok_or(StoreError::NotFound)?.data)?;
-            *set.members.get_mut(member).ok_or(StoreError::NotFound)? = deadline;
-            set.note_deadline(deadline);
+            if !set.members.set_deadline(member, deadline) {
+                return Err(StoreError::NotFound);
+            }
             Ok(Write::Updated(()))
         })
     }

@@ -44,6 +44,11 @@
 //! ```
 #![deny(missing_docs)]
 
+/// The README's example, compiled and run as a doctest so it never goes stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExample;
+
 mod cache;
 mod codec;
 mod config;
