@@ -1,0 +1,221 @@
+//! Rebalance planning: given the view before and after a membership change,
+//! what this node must send, to whom, and what it may drop once the receivers
+//! have confirmed. Pure: the driver executes the plan.
+//!
+//! Rules (spec: cluster.md "Rebalancing", G2, G5):
+//! - owners present in both views already hold the key (writes are acknowledged
+//!   only after every owner applied them), so only newcomers need it;
+//! - of the old owners still alive, the first sends it, so each newcomer gets a
+//!   copy even when the old primary crashed;
+//! - a node that stops owning a key sends it before dropping it and drops it
+//!   only after every receiver confirmed — never on a failed transfer;
+//! - a node holding a key it did not own (a leftover) sends it to every new
+//!   owner: applying is idempotent and keeps the newest version, so extra
+//!   copies are harmless.
+
+use std::collections::BTreeMap;
+
+use crate::view::{NodeId, View};
+
+/// What to do with one key held by this node.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeyPlan {
+    /// Members to send the key to.
+    pub send_to: Vec<NodeId>,
+    /// Drop the local copy once every member in `send_to` confirmed.
+    pub drop_after: bool,
+}
+
+/// Returns what `local` must do with `key`, which it holds, when the view moves
+/// from `old` to `new`.
+pub fn plan_key(local: &str, key: &[u8], old: &View, new: &View) -> KeyPlan {
+    let old_owners = old.owners(key);
+    let new_owners = new.owners(key);
+    let was_owner = old_owners.iter().any(|owner| *owner == local);
+    let stays = new_owners.iter().any(|owner| *owner == local);
+    let recipients = |include_old: bool| -> Vec<NodeId> {
+        new_owners
+            .iter()
+            .filter(|owner| **owner != local && (include_old || !old_owners.contains(owner)))
+            .map(|owner| (*owner).clone())
+            .collect()
+    };
+    let first_surviving_old_owner = old_owners.iter().find(|owner| new.contains(owner));
+    let send_to = match (was_owner, stays) {
+        // A leftover copy: every new owner gets it.
+        (false, _) => recipients(true),
+        // Leaving the owners: hand it to the newcomers before dropping it.
+        (true, false) => recipients(false),
+        // Staying: the first surviving old owner serves the newcomers.
+        (true, true) if first_surviving_old_owner.is_some_and(|owner| *owner == local) => {
+            recipients(false)
+        }
+        (true, true) => Vec::new(),
+    };
+    KeyPlan {
+        send_to,
+        drop_after: !stays,
+    }
+}
+
+/// The plan for every key this node holds, grouped by receiver.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    /// Keys to send, per receiver.
+    pub sends: BTreeMap<NodeId, Vec<Vec<u8>>>,
+    /// Keys to drop once all their receivers confirmed (a key with no receiver
+    /// can be dropped at once: its new owners already hold it).
+    pub drops: Vec<Vec<u8>>,
+}
+
+impl Plan {
+    /// Returns the number of key copies to send.
+    pub fn pending(&self) -> usize {
+        self.sends.values().map(Vec::len).sum()
+    }
+}
+
+/// Plans every key in `keys` for `local`, from view `old` to view `new`.
+pub fn plan<'k>(
+    local: &str,
+    keys: impl IntoIterator<Item = &'k [u8]>,
+    old: &View,
+    new: &View,
+) -> Plan {
+    let mut plan = Plan::default();
+    for key in keys {
+        let key_plan = plan_key(local, key, old, new);
+        for receiver in key_plan.send_to {
+            plan.sends.entry(receiver).or_default().push(key.to_vec());
+        }
+        if key_plan.drop_after {
+            plan.drops.push(key.to_vec());
+        }
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::view::Peer;
+
+    fn view(rf: usize, ids: &[&str]) -> View {
+        ids.iter()
+            .enumerate()
+            .fold(View::new(rf), |view, (port, id)| {
+                view.with(Peer {
+                    id: (*id).into(),
+                    rpc_addr: SocketAddr::from(([127, 0, 0, 1], port as u16)),
+                    vnodes: 100,
+                })
+            })
+    }
+
+    fn keys() -> Vec<Vec<u8>> {
+        (0..2_000)
+            .map(|i| format!("key-{i}").into_bytes())
+            .collect()
+    }
+
+    /// The keys `node` holds in `view`: those it owns.
+    fn held_by(node: &str, view: &View) -> Vec<Vec<u8>> {
+        keys()
+            .into_iter()
+            .filter(|key| view.owners(key).iter().any(|o| *o == node))
+            .collect()
+    }
+
+    /// Which nodes hold each key after executing every node's plan.
+    fn holders_after(old: &View, new: &View, holders: &[&str]) -> Vec<Vec<NodeId>> {
+        keys()
+            .iter()
+            .map(|key| {
+                let mut after: Vec<NodeId> = Vec::new();
+                for holder in holders
+                    .iter()
+                    .filter(|h| old.owners(key).iter().any(|o| o == *h))
+                {
+                    let key_plan = plan_key(holder, key, old, new);
+                    after.extend(key_plan.send_to);
+                    if !key_plan.drop_after {
+                        after.push((*holder).into());
+                    }
+                }
+                after.sort();
+                after.dedup();
+                after
+            })
+            .collect()
+    }
+
+    #[test]
+    fn after_a_join_every_new_owner_holds_every_key() {
+        let old = view(2, &["a", "b", "c"]);
+        let new = view(2, &["a", "b", "c", "d"]);
+        for (key, holders) in keys()
+            .iter()
+            .zip(holders_after(&old, &new, &["a", "b", "c"]))
+        {
+            let mut owners: Vec<NodeId> = new.owners(key).into_iter().cloned().collect();
+            owners.sort();
+            assert_eq!(holders, owners);
+        }
+    }
+
+    #[test]
+    fn after_a_crash_the_survivors_restore_every_copy() {
+        // Spec: cluster.md G1 — copies lost with "b" are re-created from survivors.
+        let old = view(2, &["a", "b", "c"]);
+        let new = view(2, &["a", "c"]);
+        for (key, holders) in keys().iter().zip(holders_after(&old, &new, &["a", "c"])) {
+            let mut owners: Vec<NodeId> = new.owners(key).into_iter().cloned().collect();
+            owners.sort();
+            assert_eq!(holders, owners);
+        }
+    }
+
+    #[test]
+    fn a_leaving_node_hands_everything_off_even_with_one_copy() {
+        // Spec: cluster.md G2.
+        let old = view(1, &["a", "b"]);
+        let new = view(1, &["b"]);
+        let held = held_by("a", &old);
+        let plan = plan("a", held.iter().map(Vec::as_slice), &old, &new);
+        let owned_by_a = held.len();
+        assert!(owned_by_a > 500);
+        assert_eq!(plan.pending(), owned_by_a);
+        assert_eq!(plan.drops.len(), owned_by_a);
+        assert!(plan.sends.keys().all(|receiver| receiver == "b"));
+    }
+
+    #[test]
+    fn an_unchanged_view_moves_nothing() {
+        let old = view(2, &["a", "b", "c"]);
+        let plan = plan(
+            "a",
+            held_by("a", &old).iter().map(Vec::as_slice),
+            &old,
+            &old,
+        );
+        assert_eq!((plan.pending(), plan.drops.len()), (0, 0));
+    }
+
+    #[test]
+    fn a_leftover_copy_goes_to_every_owner_and_is_dropped() {
+        let old = view(2, &["a", "b", "c"]);
+        let key = keys()
+            .into_iter()
+            .find(|key| !old.owners(key).iter().any(|o| *o == "c"))
+            .unwrap();
+        let key_plan = plan_key("c", &key, &old, &old);
+        assert!(key_plan.drop_after);
+        let mut owners: Vec<NodeId> = old.owners(&key).into_iter().cloned().collect();
+        let mut send_to = key_plan.send_to;
+        owners.sort();
+        send_to.sort();
+        assert_eq!(send_to, owners);
+    }
+}

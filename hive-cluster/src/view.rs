@@ -1,0 +1,164 @@
+//! The membership view: the alive members, their ring, and the owners of a key.
+//!
+//! Every node builds the same view from the same members, so every node
+//! computes the same owners for every key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use hive_ring::Ring;
+
+/// A node's id.
+pub type NodeId = String;
+
+/// A member that owns keys: alive, with its peer address and ring weight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Its node id.
+    pub id: NodeId,
+    /// Where its peer RPC server listens.
+    pub rpc_addr: SocketAddr,
+    /// Its virtual-node count on the ring.
+    pub vnodes: u32,
+}
+
+/// The alive members as one node sees them, and the placement they imply.
+#[derive(Debug, Clone)]
+pub struct View {
+    epoch: u64,
+    replication_factor: usize,
+    members: BTreeMap<NodeId, Peer>,
+    ring: Ring<NodeId>,
+}
+
+impl View {
+    /// Returns an empty view (epoch 0) placing `replication_factor` copies of each key.
+    pub fn new(replication_factor: usize) -> Self {
+        Self {
+            epoch: 0,
+            replication_factor: replication_factor.max(1),
+            members: BTreeMap::new(),
+            ring: Ring::new(),
+        }
+    }
+
+    /// Returns the view with `peer` added (or updated), one epoch later.
+    #[must_use]
+    pub fn with(&self, peer: Peer) -> View {
+        let mut next = self.clone();
+        next.epoch += 1;
+        next.ring.add(peer.id.clone(), peer.vnodes);
+        next.members.insert(peer.id.clone(), peer);
+        next
+    }
+
+    /// Returns the view without member `id`, one epoch later.
+    #[must_use]
+    pub fn without(&self, id: &str) -> View {
+        let mut next = self.clone();
+        next.epoch += 1;
+        if next.members.remove(id).is_some() {
+            next.ring.remove(&id.to_owned());
+        }
+        next
+    }
+
+    /// Returns how many changes led to this view (local to this node).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Returns the number of copies kept of each key.
+    pub fn replication_factor(&self) -> usize {
+        self.replication_factor
+    }
+
+    /// Returns the number of members.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Returns true without members.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Returns true if `id` is a member.
+    pub fn contains(&self, id: &str) -> bool {
+        self.members.contains_key(id)
+    }
+
+    /// Returns member `id`.
+    pub fn peer(&self, id: &str) -> Option<&Peer> {
+        self.members.get(id)
+    }
+
+    /// Returns the members, ordered by id.
+    pub fn members(&self) -> impl Iterator<Item = &Peer> {
+        self.members.values()
+    }
+
+    /// Returns the owners of `key`, primary first: `min(replication_factor,
+    /// members)` distinct members.
+    pub fn owners(&self, key: &[u8]) -> Vec<&NodeId> {
+        self.ring.owners(key, self.replication_factor)
+    }
+
+    /// Returns the primary of `key`.
+    pub fn primary(&self, key: &[u8]) -> Option<&NodeId> {
+        self.ring.owner(key)
+    }
+
+    /// Returns the fraction of the keyspace member `id` is primary for.
+    pub fn share(&self, id: &str) -> f64 {
+        self.ring.share(&id.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(id: &str, port: u16) -> Peer {
+        Peer {
+            id: id.into(),
+            rpc_addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            vnodes: 100,
+        }
+    }
+
+    #[test]
+    fn views_built_in_any_order_place_keys_alike() {
+        let ab = View::new(2)
+            .with(peer("a", 1))
+            .with(peer("b", 2))
+            .with(peer("c", 3));
+        let ba = View::new(2)
+            .with(peer("c", 3))
+            .with(peer("b", 2))
+            .with(peer("a", 1));
+        for i in 0..500 {
+            let key = format!("key-{i}");
+            assert_eq!(ab.owners(key.as_bytes()), ba.owners(key.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn owners_are_capped_by_members_and_the_primary_comes_first() {
+        let view = View::new(3).with(peer("a", 1)).with(peer("b", 2));
+        let owners = view.owners(b"k");
+        assert_eq!(owners.len(), 2);
+        assert_eq!(Some(owners[0]), view.primary(b"k"));
+        assert!(View::new(2).owners(b"k").is_empty());
+    }
+
+    #[test]
+    fn epochs_count_changes_and_removal_forgets_the_member() {
+        let view = View::new(1).with(peer("a", 1)).with(peer("b", 2));
+        let smaller = view.without("a");
+        assert_eq!((view.epoch(), smaller.epoch()), (2, 3));
+        assert!(!smaller.contains("a") && smaller.peer("b").is_some());
+        assert_eq!(smaller.primary(b"anything").map(String::as_str), Some("b"));
+        assert!((smaller.share("b") - 1.0).abs() < 1e-9);
+    }
+}

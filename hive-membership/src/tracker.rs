@@ -1,0 +1,300 @@
+//! Pure bookkeeping that turns memberlist's join/update/leave notifications into
+//! typed events, telling a graceful leave from a failure.
+//!
+//! memberlist reports a leave and a failure the same way (`notify_leave`, with a
+//! stale state). A leaving Hive node first advertises metadata with its `leaving`
+//! flag set; the tracker remembers each member's last flag, so when the member
+//! then disappears it is reported `Left` if the flag was set and `Failed`
+//! otherwise.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::event::MembershipEvent;
+use crate::member::{MemberInfo, MemberState};
+use crate::meta::{NodeMeta, WireMeta};
+
+/// What memberlist told the delegate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// `notify_join`: a member appeared or came back.
+    Joined,
+    /// `notify_update`: a member's metadata changed.
+    Updated,
+    /// `notify_leave`: a member left or was declared dead.
+    Departed,
+}
+
+/// One notification, stripped of memberlist types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Notice {
+    pub(crate) change: Change,
+    pub(crate) id: String,
+    pub(crate) addr: SocketAddr,
+    /// The member's raw metadata as memberlist last knew it.
+    pub(crate) meta: Vec<u8>,
+}
+
+/// What the tracker remembers about one member.
+#[derive(Debug, Clone)]
+struct Known {
+    addr: SocketAddr,
+    meta: NodeMeta,
+    /// The member's last metadata announced a graceful leave.
+    leaving: bool,
+    /// `Some(Dead | Left)` once the member has departed.
+    departed: Option<MemberState>,
+}
+
+/// The members this node has heard of, other than itself.
+#[derive(Debug)]
+pub(crate) struct Tracker {
+    local_id: String,
+    known: HashMap<String, Known>,
+}
+
+impl Tracker {
+    pub(crate) fn new(local_id: String) -> Self {
+        Self {
+            local_id,
+            known: HashMap::new(),
+        }
+    }
+
+    /// Applies one notification; returns the event it makes, if any. Notices
+    /// about this node, undecodable metadata (refused at admission anyway), a
+    /// change of the `leaving` flag alone, and repeated departures make none.
+    pub(crate) fn apply(&mut self, notice: Notice) -> Option<MembershipEvent> {
+        let Notice {
+            change,
+            id,
+            addr,
+            meta,
+        } = notice;
+        if id == self.local_id {
+            return None;
+        }
+        let wire = WireMeta::decode(&meta);
+        if let Err(e) = &wire {
+            tracing::debug!(peer = %id, error = %e, "ignoring a member with undecodable metadata");
+        }
+        match change {
+            Change::Joined | Change::Updated => {
+                let wire = wire.ok()?;
+                let fresh = Known {
+                    addr,
+                    meta: wire.meta,
+                    leaving: wire.leaving,
+                    departed: None,
+                };
+                let info = MemberInfo {
+                    id: id.clone(),
+                    gossip_addr: addr,
+                    meta: wire.meta,
+                    state: MemberState::Alive,
+                };
+                match self.known.insert(id, fresh) {
+                    Some(old) if old.departed.is_none() => (old.meta != wire.meta
+                        || old.addr != addr)
+                        .then_some(MembershipEvent::Updated(info)),
+                    _ => Some(MembershipEvent::Joined(info)),
+                }
+            }
+            Change::Departed => {
+                let known = self.known.get_mut(&id)?;
+                if known.departed.is_some() {
+                    return None;
+                }
+                let leaving = known.leaving || wire.is_ok_and(|w| w.leaving);
+                known.leaving = leaving;
+                if leaving {
+                    known.departed = Some(MemberState::Left);
+                    Some(MembershipEvent::Left(id))
+                } else {
+                    known.departed = Some(MemberState::Dead);
+                    Some(MembershipEvent::Failed(id))
+                }
+            }
+        }
+    }
+
+    /// Returns how a member memberlist no longer lists as online departed:
+    /// `Left` if its last metadata announced a leave, `Dead` otherwise.
+    pub(crate) fn departed_state(&self, id: &str) -> MemberState {
+        match self.known.get(id) {
+            Some(known) if known.leaving => MemberState::Left,
+            _ => MemberState::Dead,
+        }
+    }
+
+    /// Forgets departed members memberlist no longer lists, keeping the tracker
+    /// as small as memberlist's own member table.
+    pub(crate) fn forget_departed(&mut self, still_listed: impl Fn(&str) -> bool) {
+        self.known
+            .retain(|id, known| known.departed.is_none() || still_listed(id));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.known.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(vnodes: u32) -> NodeMeta {
+        NodeMeta {
+            rpc_addr: "127.0.0.1:7001".parse().unwrap(),
+            vnodes,
+            replication_factor: 2,
+            protocol_version: 1,
+        }
+    }
+
+    fn notice(change: Change, id: &str, port: u16, vnodes: u32, leaving: bool) -> Notice {
+        Notice {
+            change,
+            id: id.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            meta: WireMeta {
+                meta: meta(vnodes),
+                leaving,
+            }
+            .encode()
+            .unwrap(),
+        }
+    }
+
+    fn joined(id: &str, port: u16, vnodes: u32) -> MembershipEvent {
+        MembershipEvent::Joined(MemberInfo {
+            id: id.into(),
+            gossip_addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            meta: meta(vnodes),
+            state: MemberState::Alive,
+        })
+    }
+
+    #[test]
+    fn a_join_is_reported_with_its_metadata() {
+        let mut t = Tracker::new("me".into());
+        assert_eq!(
+            t.apply(notice(Change::Joined, "b", 2, 100, false)),
+            Some(joined("b", 2, 100))
+        );
+    }
+
+    #[test]
+    fn notices_about_this_node_are_not_events() {
+        let mut t = Tracker::new("me".into());
+        assert_eq!(t.apply(notice(Change::Joined, "me", 1, 100, false)), None);
+        assert_eq!(t.apply(notice(Change::Departed, "me", 1, 100, true)), None);
+    }
+
+    #[test]
+    fn departure_without_leaving_flag_is_a_failure() {
+        let mut t = Tracker::new("me".into());
+        t.apply(notice(Change::Joined, "b", 2, 100, false));
+        assert_eq!(
+            t.apply(notice(Change::Departed, "b", 2, 100, false)),
+            Some(MembershipEvent::Failed("b".into()))
+        );
+        assert_eq!(t.departed_state("b"), MemberState::Dead);
+    }
+
+    #[test]
+    fn departure_after_leaving_flag_is_a_leave() {
+        let mut t = Tracker::new("me".into());
+        t.apply(notice(Change::Joined, "b", 2, 100, false));
+        // The leaving flag alone is not an event: the public metadata is unchanged.
+        assert_eq!(t.apply(notice(Change::Updated, "b", 2, 100, true)), None);
+        // memberlist may hand over stale metadata with the leave; the flag sticks.
+        assert_eq!(
+            t.apply(notice(Change::Departed, "b", 2, 100, false)),
+            Some(MembershipEvent::Left("b".into()))
+        );
+        assert_eq!(t.departed_state("b"), MemberState::Left);
+    }
+
+    #[test]
+    fn leaving_flag_carried_by_the_departure_itself_counts() {
+        let mut t = Tracker::new("me".into());
+        t.apply(notice(Change::Joined, "b", 2, 100, false));
+        assert_eq!(
+            t.apply(notice(Change::Departed, "b", 2, 100, true)),
+            Some(MembershipEvent::Left("b".into()))
+        );
+    }
+
+    #[test]
+    fn a_departure_is_reported_once() {
+        let mut t = Tracker::new("me".into());
+        t.apply(notice(Change::Joined, "b", 2, 100, false));
+        assert!(
+            t.apply(notice(Change::Departed, "b", 2, 100, false))
+                .is_some()
+        );
+        assert_eq!(t.apply(notice(Change::Departed, "b", 2, 100, false)), None);
+    }
+
+    #[test]
+    fn unknown_members_departing_are_not_reported() {
+        let mut t = Tracker::new("me".into());
+        assert_eq!(t.apply(notice(Change::Departed, "x", 2, 100, false)), None);
+    }
+
+    #[test]
+    fn metadata_changes_are_updates() {
+        let mut t = Tracker::new("me".into());
+        t.apply(notice(Change::Joined, "b", 2, 100, false));
+        let Some(MembershipEvent::Updated(info)) =
+            t.apply(notice(Change::Updated, "b", 2, 200, false))
+        else {
+            panic!("expected an update");
+        };
+        assert_eq!(info.meta.vnodes, 200);
+        // An update for a member never seen counts as its join.
+        assert_eq!(
+            t.apply(notice(Change::Updated, "c", 3, 100, false)),
+            Some(joined("c", 3, 100))
+        );
+    }
+
+    #[test]
+    fn a_restarted_member_joins_again_and_forgets_its_old_flag() {
+        let mut t = Tracker::new("me".into());
+        t.apply(notice(Change::Joined, "b", 2, 100, false));
+        t.apply(notice(Change::Updated, "b", 2, 100, true));
+        t.apply(notice(Change::Departed, "b", 2, 100, true));
+        // Same id, new port.
+        assert_eq!(
+            t.apply(notice(Change::Joined, "b", 9, 100, false)),
+            Some(joined("b", 9, 100))
+        );
+        assert_eq!(
+            t.apply(notice(Change::Departed, "b", 9, 100, false)),
+            Some(MembershipEvent::Failed("b".into()))
+        );
+    }
+
+    #[test]
+    fn undecodable_metadata_is_ignored() {
+        let mut t = Tracker::new("me".into());
+        let mut n = notice(Change::Joined, "b", 2, 100, false);
+        n.meta = b"not hive".to_vec();
+        assert_eq!(t.apply(n), None);
+    }
+
+    #[test]
+    fn departed_members_are_forgotten_once_memberlist_forgets_them() {
+        let mut t = Tracker::new("me".into());
+        t.apply(notice(Change::Joined, "b", 2, 100, false));
+        t.apply(notice(Change::Joined, "c", 3, 100, false));
+        t.apply(notice(Change::Departed, "b", 2, 100, false));
+        t.forget_departed(|id| id == "b");
+        assert_eq!(t.len(), 2);
+        t.forget_departed(|_| false);
+        assert_eq!(t.len(), 1, "live members are kept");
+    }
+}
