@@ -45,8 +45,10 @@ fn p2(c: &mut Criterion) {
     let record = profile(42);
     for (name, key) in names.iter().zip(&keys) {
         runtime.block_on(store.set(name, &record)).unwrap();
+        // The map owns a copy of the key, as the store does (see P1).
+        let owned = Bytes::copy_from_slice(key);
         baseline.insert(
-            key.clone(),
+            owned,
             Bytes::from(rmp_serde::to_vec_named(&record).unwrap()),
         );
     }

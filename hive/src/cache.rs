@@ -2,9 +2,9 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use hive_store::{Op, Reply, Store};
-use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 
@@ -18,20 +18,29 @@ pub struct Cache {
 
 struct Inner {
     store: Arc<Store>,
-    /// Cancelled when the node starts shutting down (or is dropped).
-    stopping: CancellationToken,
+    /// Set once the node starts stopping (or is dropped). A plain atomic: it is
+    /// read on every operation, from every thread.
+    stopping: AtomicBool,
 }
 
 impl Cache {
-    pub(crate) fn new(store: Arc<Store>, stopping: CancellationToken) -> Self {
+    pub(crate) fn new(store: Arc<Store>) -> Self {
         Self {
-            inner: Arc::new(Inner { store, stopping }),
+            inner: Arc::new(Inner {
+                store,
+                stopping: AtomicBool::new(false),
+            }),
         }
+    }
+
+    /// Makes every later operation fail with [`Error::ShuttingDown`].
+    pub(crate) fn stop(&self) {
+        self.inner.stopping.store(true, Ordering::Release);
     }
 
     /// Runs one operation on an internal (already namespaced) key.
     pub(crate) async fn execute(&self, key: &[u8], op: Op) -> Result<Reply> {
-        if self.inner.stopping.is_cancelled() {
+        if self.inner.stopping.load(Ordering::Acquire) {
             return Err(Error::ShuttingDown);
         }
         Ok(self.inner.store.execute(key, op)?)
@@ -42,7 +51,7 @@ impl fmt::Debug for Cache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")
             .field("keys", &self.inner.store.len())
-            .field("stopping", &self.inner.stopping.is_cancelled())
+            .field("stopping", &self.inner.stopping.load(Ordering::Relaxed))
             .finish()
     }
 }

@@ -63,7 +63,7 @@ impl Node {
             config.cleanup_interval,
             stop.clone(),
         ));
-        let cache = Cache::new(store.clone(), stop.clone());
+        let cache = Cache::new(store.clone());
         tracing::info!(node = %id, mode = ?config.mode, "node started");
         Ok(Node {
             id,
@@ -131,6 +131,7 @@ impl Node {
     /// [`Error::ShuttingDown`], and every background task is stopped and waited
     /// for.
     pub async fn shutdown(self) -> Result<()> {
+        self.cache.stop();
         self.stop.cancel();
         self.tasks.close();
         self.tasks.wait().await;
@@ -143,6 +144,7 @@ impl Drop for Node {
     fn drop(&mut self) {
         // A crash: no hand-off. Tasks see the cancellation at their next await
         // and end; nothing here blocks.
+        self.cache.stop();
         self.stop.cancel();
         self.tasks.close();
     }

@@ -80,8 +80,8 @@ const RATIOS: &[Ratio] = &[
     Ratio { id: "P1", what: "get, 2 threads, vs Mutex<HashMap>", measured: "P1/get/hive_store/2t", baseline: "P1/get/mutex_hashmap/2t", target: None },
     Ratio { id: "P1", what: "set, 1 thread, vs Mutex<HashMap>", measured: "P1/set/hive_store/1t", baseline: "P1/set/mutex_hashmap/1t", target: None },
     Ratio { id: "P1", what: "set, 2 threads, vs Mutex<HashMap>", measured: "P1/set/hive_store/2t", baseline: "P1/set/mutex_hashmap/2t", target: None },
-    Ratio { id: "P2", what: "typed get vs raw store get", measured: "P2/get/value_store", baseline: "P2/get/baseline", target: Some(1.3) },
-    Ratio { id: "P2", what: "typed set vs raw store set", measured: "P2/set/value_store", baseline: "P2/set/baseline", target: Some(1.3) },
+    Ratio { id: "P2", what: "typed get vs DashMap + rmp-serde", measured: "P2/get/value_store", baseline: "P2/get/baseline", target: Some(1.3) },
+    Ratio { id: "P2", what: "typed set vs DashMap + rmp-serde", measured: "P2/set/value_store", baseline: "P2/set/baseline", target: Some(1.3) },
 ];
 
 /// Criterion options behind `--quick`.
@@ -541,7 +541,7 @@ mod tests {
             Verdict::NotMeasured
         );
         assert_eq!(
-            find("typed get vs raw store get").verdict(),
+            find("typed get vs DashMap + rmp-serde").verdict(),
             Verdict::NotMeasured
         );
         // Informational rows without results are left out.
