@@ -3,16 +3,31 @@
 //! `hive-transport` and `hive-membership`.
 //!
 //! **Invariant:** decisions are pure functions of views and keys (`view.rs`,
-//! `plan.rs`), unit-tested without I/O; one driver task per node executes them.
+//! `plan.rs`), unit-tested without I/O; one driver task per node executes them,
+//! and a write is acknowledged only after every live owner applied it.
 //!
 //! # Layout
-//! - [`View`] (`view.rs`): alive members, their ring, the owners of a key.
-//! - [`plan`] / [`plan_key`] (`plan.rs`): what to send where, and what to drop,
-//!   when the view changes.
+//! - [`Cluster`] (`cluster.rs`): start, the driver task (membership events →
+//!   views → debounced rebalancing), graceful shutdown, crash on drop.
+//! - `node.rs`: the read/write paths (primary executes and replicates; others
+//!   forward) and the peer handler.
+//! - `rebalance.rs`: executes a plan over transfer streams.
+//! - [`View`] (`view.rs`) and [`plan`] (`plan.rs`): the pure decisions.
+//! - `wire.rs`: operations, replies, entries and errors on the wire.
 #![deny(missing_docs)]
 
+mod cluster;
+mod config;
+mod error;
+mod node;
 mod plan;
+mod rebalance;
 mod view;
+mod wire;
 
+pub use cluster::{Cluster, ClusterHandle, MemberReport};
+pub use config::ClusterConfig;
+pub use error::{ClusterError, Result};
+pub use hive_membership::{MemberState, MembershipError, Preset};
 pub use plan::{KeyPlan, Plan, plan, plan_key};
 pub use view::{NodeId, Peer, View};

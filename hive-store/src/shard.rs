@@ -396,6 +396,36 @@ impl Shard {
         (limit, more)
     }
 
+    /// Calls `f` with every tombstoned key.
+    pub(crate) fn for_each_tombstone(&self, mut f: impl FnMut(&Bytes)) {
+        for key in self.tombstones.keys() {
+            f(key);
+        }
+    }
+
+    /// Removes the entry of `key` without leaving a tombstone if its version is
+    /// exactly `version` (a copy handed to its new owners); returns whether it did.
+    pub(crate) fn remove_if_version(
+        &mut self,
+        shared: &Shared,
+        hash: u64,
+        key: &[u8],
+        version: Version,
+    ) -> bool {
+        let Ok(occupied) = self.table.find_entry(hash, |slot| slot.key[..] == *key) else {
+            return false;
+        };
+        if occupied.get().entry.version != version {
+            return false;
+        }
+        let (slot, _) = occupied.remove();
+        let wake = slot.entry.wake_at();
+        reindex(&mut self.expiry, &slot.key, wake, NEVER);
+        self.mem -= slot.entry.mem;
+        shared.budget.release(slot.entry.mem);
+        true
+    }
+
     /// Drops tombstones whose version is older than `before`; returns how many.
     pub(crate) fn purge_tombstones(&mut self, shared: &Shared, before: Version) -> usize {
         let mut freed = 0;

@@ -135,6 +135,28 @@ impl Store {
         keys
     }
 
+    /// Returns the keys that have a tombstone (a snapshot).
+    pub fn tombstone_keys(&self) -> Vec<Bytes> {
+        let mut keys = Vec::new();
+        for cell in &self.shards {
+            cell.0
+                .read()
+                .for_each_tombstone(|key| keys.push(key.clone()));
+        }
+        keys
+    }
+
+    /// Removes the live entry of `key`, leaving no tombstone, if its version is
+    /// exactly `version`: for dropping a copy that was handed to the key's new
+    /// owners, but never a newer write that arrived since. Returns whether it
+    /// removed the entry.
+    pub fn remove_if_version(&self, key: &[u8], version: Version) -> bool {
+        let (hash, cell) = self.locate(key);
+        cell.0
+            .write()
+            .remove_if_version(&self.shared, hash, key, version)
+    }
+
     /// Reclaims up to `limit` due entries of shard `shard` (expired keys and
     /// elements) under one short lock. Returns how many it handled and whether
     /// more are due in that shard.

@@ -289,6 +289,39 @@ fn tombstones_are_purged_once_old_enough() {
 }
 
 #[test]
+fn a_handed_off_copy_is_dropped_only_if_unchanged() {
+    let clock = MockClock::default();
+    let a = store(1, &clock);
+    a.set(b"k", key("v1"), Some(1_000)).unwrap();
+    let handed_off = a.version(b"k").unwrap().unwrap();
+    a.set(b"k", key("v2"), None).unwrap();
+    assert!(
+        !a.remove_if_version(b"k", handed_off),
+        "a newer write stays"
+    );
+    let current = a.version(b"k").unwrap().unwrap();
+    assert!(a.remove_if_version(b"k", current));
+    assert_eq!(
+        (a.export(b"k"), a.tombstone_count()),
+        (Ok(None), 0),
+        "no tombstone: the data lives on elsewhere"
+    );
+    assert_eq!(a.memory_bytes(), 0);
+    a.check_invariants().unwrap();
+}
+
+#[test]
+fn tombstoned_keys_can_be_listed_for_hand_off() {
+    let clock = MockClock::default();
+    let a = store(1, &clock);
+    a.set(b"gone", key("v"), None).unwrap();
+    a.set(b"live", key("v"), None).unwrap();
+    a.del(b"gone").unwrap();
+    assert_eq!(a.tombstone_keys(), vec![key("gone")]);
+    assert_eq!(a.keys(), vec![key("live")]);
+}
+
+#[test]
 fn a_store_without_tombstones_forgets_deleted_keys() {
     let a = Store::new(StoreConfig::default());
     a.set(b"k", key("v"), None).unwrap();

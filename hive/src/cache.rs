@@ -1,9 +1,11 @@
-//! The cache handle every store works through.
+//! The cache handle every store works through: the local store in standalone
+//! mode, the cluster (which routes each key to its primary) in cluster mode.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use hive_cluster::ClusterHandle;
 use hive_store::{Op, Reply, Store};
 
 use crate::error::{Error, Result};
@@ -17,17 +19,31 @@ pub struct Cache {
 }
 
 struct Inner {
-    store: Arc<Store>,
+    backend: Backend,
     /// Set once the node starts stopping (or is dropped). A plain atomic: it is
     /// read on every operation, from every thread.
     stopping: AtomicBool,
 }
 
+/// Where operations run.
+enum Backend {
+    Local(Arc<Store>),
+    Cluster(ClusterHandle),
+}
+
 impl Cache {
-    pub(crate) fn new(store: Arc<Store>) -> Self {
+    pub(crate) fn local(store: Arc<Store>) -> Self {
+        Self::with(Backend::Local(store))
+    }
+
+    pub(crate) fn cluster(handle: ClusterHandle) -> Self {
+        Self::with(Backend::Cluster(handle))
+    }
+
+    fn with(backend: Backend) -> Self {
         Self {
             inner: Arc::new(Inner {
-                store,
+                backend,
                 stopping: AtomicBool::new(false),
             }),
         }
@@ -43,14 +59,21 @@ impl Cache {
         if self.inner.stopping.load(Ordering::Acquire) {
             return Err(Error::ShuttingDown);
         }
-        Ok(self.inner.store.execute(key, op)?)
+        match &self.inner.backend {
+            Backend::Local(store) => Ok(store.execute(key, op)?),
+            Backend::Cluster(cluster) => Ok(cluster.execute(key, op).await?),
+        }
     }
 }
 
 impl fmt::Debug for Cache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match self.inner.backend {
+            Backend::Local(_) => "standalone",
+            Backend::Cluster(_) => "cluster",
+        };
         f.debug_struct("Cache")
-            .field("keys", &self.inner.store.len())
+            .field("mode", &mode)
             .field("stopping", &self.inner.stopping.load(Ordering::Relaxed))
             .finish()
     }

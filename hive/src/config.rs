@@ -1,5 +1,6 @@
 //! Node configuration: one plain struct with public fields and one `validate`.
 
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use hive_store::Limits;
@@ -14,6 +15,16 @@ pub enum Mode {
     Standalone,
     /// A member of a cluster: gossip, peer RPC, replication and rebalancing.
     Cluster,
+}
+
+/// Probe and suspicion timing of the gossip layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GossipPreset {
+    /// For real networks: failures detected in about 3 seconds.
+    #[default]
+    Lan,
+    /// For one machine and tests: failures detected in about 1 second.
+    Local,
 }
 
 /// Everything a [`Node`](crate::Node) needs to start. Write
@@ -53,6 +64,13 @@ pub struct Config {
     /// the application installed one). `None` installs nothing, so only errors an
     /// application subscriber chooses to show appear.
     pub log_level: Option<tracing::Level>,
+    /// Probe and suspicion timing of the gossip layer (cluster mode).
+    pub gossip_preset: GossipPreset,
+    /// How long `start` tries the seeds before failing (cluster mode).
+    pub join_timeout: Duration,
+    /// Deadline of one operation, forwarding and replication included (cluster
+    /// mode); past it the operation fails with `Unavailable`.
+    pub request_timeout: Duration,
     /// Longest key in bytes, namespace prefix of the typed stores included.
     pub max_key_bytes: usize,
     /// Longest value, field value, element or member in bytes (encoded size).
@@ -77,6 +95,9 @@ impl Default for Config {
             rebalance_debounce: Duration::from_millis(500),
             cleanup_interval: Duration::from_secs(30),
             log_level: None,
+            gossip_preset: GossipPreset::Lan,
+            join_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
             max_key_bytes: limits.max_key_len,
             max_value_bytes: limits.max_value_len,
         }
@@ -100,11 +121,51 @@ impl Config {
             return invalid("max_value_bytes must be at least 1");
         }
         if self.mode == Mode::Cluster {
-            return invalid(
-                "mode: cluster mode is not built yet in this version; use Mode::Standalone",
-            );
+            self.bind_ip()?;
+            self.advertise_ip()?;
+            self.seed_addrs()?;
+            if self.request_timeout.is_zero() {
+                return invalid("request_timeout must be greater than zero");
+            }
         }
         Ok(())
+    }
+
+    pub(crate) fn bind_ip(&self) -> Result<IpAddr> {
+        self.bind_addr.parse().map_err(|_| {
+            Error::InvalidArgument(format!(
+                "bind_addr {:?} is not an IP address",
+                self.bind_addr
+            ))
+        })
+    }
+
+    pub(crate) fn advertise_ip(&self) -> Result<Option<IpAddr>> {
+        self.advertise_addr
+            .as_deref()
+            .map(|addr| {
+                addr.parse().map_err(|_| {
+                    Error::InvalidArgument(format!("advertise_addr {addr:?} is not an IP address"))
+                })
+            })
+            .transpose()
+    }
+
+    /// Resolves every seed (`host:port`); the error names the seed.
+    pub(crate) fn seed_addrs(&self) -> Result<Vec<SocketAddr>> {
+        self.seeds
+            .iter()
+            .map(|seed| {
+                seed.to_socket_addrs()
+                    .ok()
+                    .and_then(|mut addrs| addrs.next())
+                    .ok_or_else(|| {
+                        Error::InvalidArgument(format!(
+                            "seeds: {seed:?} is not a reachable host:port"
+                        ))
+                    })
+            })
+            .collect()
     }
 
     pub(crate) fn limits(&self) -> Limits {
@@ -144,10 +205,17 @@ mod tests {
             ..Config::default()
         };
         assert!(message(&zero_cleanup).contains("cleanup_interval"));
-        let cluster = Config {
+        let seed = Config {
             mode: Mode::Cluster,
+            seeds: vec!["no port".into()],
             ..Config::default()
         };
-        assert!(message(&cluster).contains("mode"));
+        assert!(message(&seed).contains("seeds"));
+        let bind = Config {
+            mode: Mode::Cluster,
+            bind_addr: "localhost:1".into(),
+            ..Config::default()
+        };
+        assert!(message(&bind).contains("bind_addr"));
     }
 }

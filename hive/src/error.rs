@@ -1,5 +1,6 @@
 //! The facade's error type, shared by every store and the node.
 
+use hive_cluster::ClusterError;
 use hive_store::StoreError;
 use thiserror::Error;
 
@@ -46,6 +47,26 @@ impl From<StoreError> for Error {
             StoreError::InvalidArgument(message) | StoreError::InvalidValue(message) => {
                 Error::InvalidArgument(message)
             }
+            other => Error::InvalidArgument(other.to_string()),
+        }
+    }
+}
+
+impl From<ClusterError> for Error {
+    fn from(err: ClusterError) -> Self {
+        match err {
+            ClusterError::Store(err) => err.into(),
+            ClusterError::Unavailable(message) => Error::Unavailable(message),
+            ClusterError::ShuttingDown => Error::ShuttingDown,
+            ClusterError::Codec(message) => Error::Codec(message),
+            // Starting: a seed that never answered is unavailable; a refused
+            // (incompatible) member or a bad address is the caller's to fix.
+            ClusterError::Membership(err) => match err {
+                hive_cluster::MembershipError::NoSeedReachable { .. } => {
+                    Error::Unavailable(err.to_string())
+                }
+                other => Error::InvalidArgument(other.to_string()),
+            },
             other => Error::InvalidArgument(other.to_string()),
         }
     }

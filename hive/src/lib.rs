@@ -59,7 +59,7 @@ mod status;
 mod stores;
 
 pub use cache::Cache;
-pub use config::{Config, Mode};
+pub use config::{Config, GossipPreset, Mode};
 pub use error::{Error, Result};
 pub use node::Node;
 pub use status::{ClusterStatus, Member, MemberState};

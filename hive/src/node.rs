@@ -1,16 +1,18 @@
-//! A running Hive node: owns the store, the cache handle and every background
-//! task, and stops them all on `shutdown` or drop.
+//! A running Hive node: owns the store, the cache handle, the cluster layer (in
+//! cluster mode) and every background task, and stops them all on `shutdown`
+//! or drop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hive_cluster::{Cluster, ClusterConfig, Preset};
 use hive_store::{Store, StoreConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cache::Cache;
-use crate::config::Config;
+use crate::config::{Config, GossipPreset, Mode};
 use crate::error::{Error, Result};
 use crate::janitor;
 use crate::status::{ClusterStatus, Member, MemberState};
@@ -18,15 +20,17 @@ use crate::status::{ClusterStatus, Member, MemberState};
 /// A running node. Get a [`Cache`] from it for the typed stores.
 ///
 /// Stop it with [`Node::shutdown`]. Dropping it without `shutdown` stops it
-/// abruptly, as a crash would: background tasks are told to end, nothing is
-/// handed off, and later operations through its caches fail with
-/// [`Error::ShuttingDown`].
+/// abruptly, as a crash would: no leave message, no hand-off, sockets closed,
+/// background tasks told to end, and later operations through its caches fail
+/// with [`Error::ShuttingDown`].
 #[derive(Debug)]
 pub struct Node {
     id: String,
     config: Config,
     store: Arc<Store>,
     cache: Cache,
+    /// The cluster layer; `None` in standalone mode.
+    cluster: Option<Cluster>,
     /// Cancelled when the node stops; every background task watches it.
     stop: CancellationToken,
     /// Every background task, so `shutdown` can wait for all of them.
@@ -35,10 +39,12 @@ pub struct Node {
 
 impl Node {
     /// Starts a node and returns once it serves requests. In
-    /// [`Mode::Standalone`](crate::Mode::Standalone) no socket is opened.
+    /// [`Mode::Standalone`] no socket is opened; in [`Mode::Cluster`] the node
+    /// binds, joins the seeds and takes part in placement.
     ///
     /// Fails with [`Error::InvalidArgument`] naming the field if `config` is
-    /// invalid.
+    /// invalid or the node is refused by the cluster, and with
+    /// [`Error::Unavailable`] if no seed answers within `join_timeout`.
     pub async fn start(config: Config) -> Result<Node> {
         config.validate()?;
         if let Some(level) = config.log_level {
@@ -50,12 +56,22 @@ impl Node {
         } else {
             config.node_id.clone()
         };
+        let clustered = config.mode == Mode::Cluster;
         let store = Arc::new(Store::new(StoreConfig {
             limits: config.limits(),
             mem_limit: config.mem_limit,
             node_tag: node_tag(&id),
+            // Only a cluster has older copies that a tombstone must hold off.
+            tombstones: clustered,
             ..StoreConfig::default()
         }));
+        let (cluster, cache) = if clustered {
+            let cluster = Cluster::start(cluster_config(&config, &id)?, store.clone()).await?;
+            let cache = Cache::cluster(cluster.handle());
+            (Some(cluster), cache)
+        } else {
+            (None, Cache::local(store.clone()))
+        };
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         tasks.spawn(janitor::run(
@@ -63,13 +79,13 @@ impl Node {
             config.cleanup_interval,
             stop.clone(),
         ));
-        let cache = Cache::new(store.clone());
         tracing::info!(node = %id, mode = ?config.mode, "node started");
         Ok(Node {
             id,
             config,
             store,
             cache,
+            cluster,
             stop,
             tasks,
         })
@@ -87,50 +103,73 @@ impl Node {
 
     /// Returns the gossip address actually bound (`None` in standalone mode).
     pub fn gossip_addr(&self) -> Option<SocketAddr> {
-        None
+        self.cluster.as_ref().map(Cluster::gossip_addr)
     }
 
     /// Returns the peer RPC address actually bound (`None` in standalone mode).
     pub fn rpc_addr(&self) -> Option<SocketAddr> {
-        None
+        self.cluster.as_ref().map(Cluster::rpc_addr)
     }
 
     /// Returns a point-in-time snapshot of this node and the members it sees.
     pub fn status(&self) -> ClusterStatus {
-        ClusterStatus {
-            node_id: self.id.clone(),
-            members: vec![Member {
+        let members = match &self.cluster {
+            None => vec![Member {
                 id: self.id.clone(),
                 gossip_addr: None,
                 rpc_addr: None,
                 state: MemberState::Alive,
                 ring_share: 1.0,
             }],
+            Some(cluster) => cluster
+                .members()
+                .into_iter()
+                .map(|member| Member {
+                    id: member.id,
+                    gossip_addr: Some(member.gossip_addr),
+                    rpc_addr: Some(member.rpc_addr),
+                    state: match member.state {
+                        hive_cluster::MemberState::Alive => MemberState::Alive,
+                        hive_cluster::MemberState::Suspect => MemberState::Suspect,
+                        hive_cluster::MemberState::Dead => MemberState::Dead,
+                        hive_cluster::MemberState::Left => MemberState::Left,
+                    },
+                    ring_share: member.ring_share,
+                })
+                .collect(),
+        };
+        ClusterStatus {
+            node_id: self.id.clone(),
+            members,
             replication_factor: self.config.replication_factor,
             keys: self.store.len() as u64,
             memory_bytes: self.store.memory_bytes(),
-            rebalance_pending: 0,
+            rebalance_pending: self.cluster.as_ref().map_or(0, Cluster::rebalance_pending),
         }
     }
 
     /// Resolves when this node sees `members` alive members and has finished
-    /// rebalancing for that view. A standalone node is its only member: it is
-    /// ready at once for `members <= 1` and never for more, which is reported
-    /// at once as [`Error::Unavailable`] rather than after `timeout`.
+    /// rebalancing for that view; [`Error::Unavailable`] after `timeout`. A
+    /// standalone node is its only member: it is ready at once for
+    /// `members <= 1` and never for more, which is reported at once.
     pub async fn wait_ready(&self, members: usize, timeout: Duration) -> Result<()> {
-        let _ = timeout;
-        if members <= 1 {
-            return Ok(());
+        match &self.cluster {
+            Some(cluster) => Ok(cluster.wait_ready(members, timeout).await?),
+            None if members <= 1 => Ok(()),
+            None => Err(Error::Unavailable(format!(
+                "a standalone node is a cluster of one; it will never see {members} members"
+            ))),
         }
-        Err(Error::Unavailable(format!(
-            "a standalone node is a cluster of one; it will never see {members} members"
-        )))
     }
 
-    /// Stops the node gracefully: new operations fail with
-    /// [`Error::ShuttingDown`], and every background task is stopped and waited
-    /// for.
-    pub async fn shutdown(self) -> Result<()> {
+    /// Stops the node gracefully: in cluster mode the data this node holds is
+    /// handed to its new owners and the cluster is told it leaves; then new
+    /// operations fail with [`Error::ShuttingDown`], and every background task
+    /// is stopped and waited for.
+    pub async fn shutdown(mut self) -> Result<()> {
+        if let Some(cluster) = self.cluster.take() {
+            cluster.shutdown().await?;
+        }
         self.cache.stop();
         self.stop.cancel();
         self.tasks.close();
@@ -142,12 +181,37 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        // A crash: no hand-off. Tasks see the cancellation at their next await
-        // and end; nothing here blocks.
+        // A crash: no hand-off. The cluster layer stops through its own drop;
+        // tasks see the cancellation at their next await and end.
         self.cache.stop();
         self.stop.cancel();
         self.tasks.close();
     }
+}
+
+/// Builds the cluster layer's configuration from the node's.
+fn cluster_config(config: &Config, id: &str) -> Result<ClusterConfig> {
+    let bind = config.bind_ip()?;
+    Ok(ClusterConfig {
+        node_id: id.to_owned(),
+        gossip_bind: SocketAddr::new(bind, config.bind_port),
+        rpc_bind: SocketAddr::new(bind, config.rpc_port),
+        advertise: config
+            .advertise_ip()?
+            .map(|ip| SocketAddr::new(ip, config.bind_port)),
+        seeds: config.seed_addrs()?,
+        replication_factor: config.replication_factor,
+        vnodes: hive_ring::vnodes_for_mem_limit(config.mem_limit),
+        preset: match config.gossip_preset {
+            GossipPreset::Lan => Preset::Lan,
+            GossipPreset::Local => Preset::Local,
+        },
+        gossip_interval: Some(config.gossip_interval),
+        gossip_fanout: Some(config.gossip_fanout),
+        join_timeout: config.join_timeout,
+        rebalance_debounce: config.rebalance_debounce,
+        request_timeout: config.request_timeout,
+    })
 }
 
 /// Returns the tag this node stamps into versions: derived from its id (with the

@@ -519,12 +519,13 @@ async fn invalid_configuration_is_refused_by_name() {
     assert!(
         matches!(zero, Err(Error::InvalidArgument(message)) if message.contains("replication_factor"))
     );
-    let cluster = Node::start(Config {
+    let seed = Config {
         mode: Mode::Cluster,
+        seeds: vec!["not an address".into()],
         ..Config::default()
-    })
-    .await;
-    assert!(matches!(cluster, Err(Error::InvalidArgument(message)) if message.contains("cluster")));
+    };
+    let refused = Node::start(seed).await;
+    assert!(matches!(refused, Err(Error::InvalidArgument(message)) if message.contains("seeds")));
 }
 
 #[tokio::test]

@@ -1,0 +1,379 @@
+//! A running cluster node: the peer RPC server, the membership, and one driver
+//! task that turns membership events into views and, after a quiet
+//! `rebalance_debounce`, moves data to match the newest view.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use hive_membership::{
+    Events, MemberInfo, MemberState, Membership, MembershipConfig, MembershipEvent, NodeMeta,
+};
+use hive_store::{Op, Reply, Store};
+use hive_transport::{GrpcClient, GrpcServer, PROTOCOL_VERSION, TransportOptions};
+use parking_lot::RwLock;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ClusterConfig;
+use crate::error::{ClusterError, Result};
+use crate::node::{Handler, Shared};
+use crate::rebalance;
+use crate::view::{Peer, View};
+
+/// Pause before retrying a rebalance that did not complete.
+const REBALANCE_RETRY: Duration = Duration::from_millis(200);
+
+/// What this node knows of one member, for status reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberReport {
+    /// Its node id.
+    pub id: String,
+    /// Its gossip address.
+    pub gossip_addr: SocketAddr,
+    /// Its peer RPC address.
+    pub rpc_addr: SocketAddr,
+    /// Its state as last seen.
+    pub state: MemberState,
+    /// Fraction of the keyspace it is primary for (0 unless alive).
+    pub ring_share: f64,
+}
+
+/// A running cluster node. [`Cluster::shutdown`] leaves gracefully, handing data
+/// off first; dropping it stops everything abruptly, as a crash would.
+#[derive(Debug)]
+pub struct Cluster {
+    shared: Arc<Shared<GrpcClient>>,
+    roster: Arc<RwLock<BTreeMap<String, MemberReport>>>,
+    membership: Option<Membership>,
+    server: Option<GrpcServer>,
+    gossip_addr: SocketAddr,
+    rpc_addr: SocketAddr,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Cluster {
+    /// Binds the peer server, joins the seeds and starts the driver; returns once
+    /// the node serves requests.
+    pub async fn start(config: ClusterConfig, store: Arc<Store>) -> Result<Cluster> {
+        let options = TransportOptions::default();
+        let replication_factor = config.replication_factor.max(1);
+        let view = View::new(replication_factor);
+        let shared = Arc::new(Shared::new(
+            config.node_id.clone(),
+            store,
+            GrpcClient::new(options.clone()),
+            view,
+            config.request_timeout,
+        ));
+        let server = GrpcServer::bind(config.rpc_bind, Handler(shared.clone()), options).await?;
+        let rpc_addr = advertised(server.local_addr(), config.advertise);
+        let meta = NodeMeta {
+            rpc_addr,
+            vnodes: config.vnodes,
+            replication_factor: u32::try_from(replication_factor).unwrap_or(u32::MAX),
+            protocol_version: PROTOCOL_VERSION,
+        };
+        let mut membership_config =
+            MembershipConfig::new(config.node_id.clone(), config.gossip_bind, meta);
+        membership_config.advertise = config.advertise;
+        membership_config.seeds = config.seeds.clone();
+        membership_config.preset = config.preset;
+        membership_config.gossip_interval = config.gossip_interval;
+        membership_config.gossip_fanout = config.gossip_fanout;
+        membership_config.join_timeout = config.join_timeout;
+        let (membership, events) = match Membership::start(membership_config).await {
+            Ok(started) => started,
+            Err(err) => {
+                let _ = server.shutdown().await;
+                return Err(err.into());
+            }
+        };
+        let gossip_addr = membership.local_gossip_addr();
+        let roster = Arc::new(RwLock::new(BTreeMap::new()));
+        let mut view = View::new(replication_factor);
+        for member in membership.members().await {
+            if member.state == MemberState::Alive {
+                view = view.with(peer_of(&member));
+            }
+            roster.write().insert(member.id.clone(), report_of(&member));
+        }
+        let view = shared.set_view(view);
+        shared.settled_epoch.store(view.epoch(), Ordering::Release);
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(drive(
+            shared.clone(),
+            roster.clone(),
+            events,
+            stop.clone(),
+            config.rebalance_debounce,
+            view,
+        ));
+        tracing::info!(node = %config.node_id, %gossip_addr, %rpc_addr, "cluster node started");
+        Ok(Cluster {
+            shared,
+            roster,
+            membership: Some(membership),
+            server: Some(server),
+            gossip_addr,
+            rpc_addr,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Runs a client operation on `key`, wherever its primary is.
+    pub async fn execute(&self, key: &[u8], op: Op) -> Result<Reply> {
+        self.shared.execute(key, op).await
+    }
+
+    /// Returns a handle that runs operations (cheap to clone; fails with
+    /// `ShuttingDown` once the node stops).
+    pub fn handle(&self) -> ClusterHandle {
+        ClusterHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Returns this node's id.
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// Returns the gossip address actually bound.
+    pub fn gossip_addr(&self) -> SocketAddr {
+        self.gossip_addr
+    }
+
+    /// Returns the peer RPC address advertised.
+    pub fn rpc_addr(&self) -> SocketAddr {
+        self.rpc_addr
+    }
+
+    /// Returns every member this node knows of, itself included.
+    pub fn members(&self) -> Vec<MemberReport> {
+        let view = self.shared.view();
+        let mut members: Vec<MemberReport> = self.roster.read().values().cloned().collect();
+        for member in &mut members {
+            member.ring_share = if view.contains(&member.id) {
+                view.share(&member.id)
+            } else {
+                0.0
+            };
+        }
+        members
+    }
+
+    /// Returns the copies of keys still to send in the current rebalance.
+    pub fn rebalance_pending(&self) -> u64 {
+        self.shared.rebalance_pending.load(Ordering::Relaxed)
+    }
+
+    /// Returns true once this node sees at least `members` alive members and has
+    /// finished rebalancing for its current view.
+    pub fn is_ready(&self, members: usize) -> bool {
+        let view = self.shared.view();
+        view.len() >= members
+            && self.shared.settled_epoch.load(Ordering::Acquire) == view.epoch()
+            && self.rebalance_pending() == 0
+    }
+
+    /// Waits until [`Cluster::is_ready`] or `timeout`; `Unavailable` on timeout.
+    pub async fn wait_ready(&self, members: usize, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !self.is_ready(members) {
+            if Instant::now() >= deadline {
+                return Err(ClusterError::Unavailable(format!(
+                    "{} of {members} members alive, rebalance {} after {timeout:?}",
+                    self.shared.view().len(),
+                    if self.rebalance_pending() == 0 {
+                        "settling"
+                    } else {
+                        "in progress"
+                    }
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Leaves gracefully (spec: cluster.md G2): hands every key to its owners
+    /// without this node, tells the others it leaves, hands off what was written
+    /// meanwhile, then stops every task.
+    pub async fn shutdown(mut self) -> Result<()> {
+        let shared = self.shared.clone();
+        let current = shared.view();
+        let without = current.without(&shared.id);
+        if !without.is_empty()
+            && let Err(reason) = rebalance::run(&shared, &current, &without).await
+        {
+            tracing::warn!(node = %shared.id, %reason, "hand-off before leaving incomplete");
+        }
+        if let Some(membership) = &self.membership
+            && let Err(err) = membership.leave(Duration::from_secs(2)).await
+        {
+            tracing::warn!(node = %shared.id, %err, "leave not confirmed");
+        }
+        // From now on this node routes every key to the others.
+        shared.set_view(without.clone());
+        if !without.is_empty()
+            && let Err(reason) = rebalance::run(&shared, &current, &without).await
+        {
+            tracing::warn!(node = %shared.id, %reason, "final hand-off incomplete");
+        }
+        self.stop_tasks().await;
+        Ok(())
+    }
+
+    async fn stop_tasks(&mut self) {
+        self.shared.stop();
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        if let Some(server) = self.server.take() {
+            let _ = server.shutdown().await;
+        }
+        if let Some(membership) = self.membership.take() {
+            membership.shutdown().await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // A crash: no leave, no hand-off. The server and membership stop
+        // through their own drops; the driver sees the cancellation.
+        self.shared.stop();
+        self.stop.cancel();
+        self.tasks.close();
+    }
+}
+
+/// A cheap handle that runs operations on a cluster node.
+#[derive(Debug, Clone)]
+pub struct ClusterHandle {
+    shared: Arc<Shared<GrpcClient>>,
+}
+
+impl ClusterHandle {
+    /// Runs a client operation on `key`, wherever its primary is.
+    pub async fn execute(&self, key: &[u8], op: Op) -> Result<Reply> {
+        self.shared.execute(key, op).await
+    }
+}
+
+/// The driver: one loop over membership events, the debounce timer and the
+/// running rebalance.
+async fn drive(
+    shared: Arc<Shared<GrpcClient>>,
+    roster: Arc<RwLock<BTreeMap<String, MemberReport>>>,
+    mut events: Events,
+    stop: CancellationToken,
+    debounce: Duration,
+    mut settled: Arc<View>,
+) {
+    let mut due: Option<tokio::time::Instant> = None;
+    let mut running = None;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            event = events.recv() => {
+                let Some(event) = event else { return };
+                let view = apply_event(&shared.view(), &roster, event);
+                shared.set_view(view);
+                due = Some(tokio::time::Instant::now() + debounce);
+            }
+            () = sleep_until(due), if due.is_some() && running.is_none() => {
+                due = None;
+                let target = shared.view();
+                let (shared, from) = (shared.clone(), settled.clone());
+                running = Some(Box::pin(async move {
+                    let result = rebalance::run(&shared, &from, &target).await;
+                    (target, result)
+                }));
+            }
+            (target, result) = async { running.as_mut().expect("guarded by the precondition").await }, if running.is_some() => {
+                running = None;
+                match result {
+                    Ok(()) => {
+                        shared.settled_epoch.store(target.epoch(), Ordering::Release);
+                        settled = target;
+                        if shared.view().epoch() != settled.epoch() && due.is_none() {
+                            due = Some(tokio::time::Instant::now());
+                        }
+                    }
+                    Err(reason) => {
+                        tracing::warn!(node = %shared.id, %reason, "rebalance incomplete; retrying");
+                        due = Some(tokio::time::Instant::now() + REBALANCE_RETRY);
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(due: Option<tokio::time::Instant>) {
+    if let Some(due) = due {
+        tokio::time::sleep_until(due).await;
+    }
+}
+
+/// Returns the view after `event`, and records the member's state.
+fn apply_event(
+    view: &View,
+    roster: &RwLock<BTreeMap<String, MemberReport>>,
+    event: MembershipEvent,
+) -> View {
+    match event {
+        MembershipEvent::Joined(member) | MembershipEvent::Updated(member) => {
+            roster.write().insert(member.id.clone(), report_of(&member));
+            view.with(peer_of(&member))
+        }
+        MembershipEvent::Left(id) => {
+            if let Some(report) = roster.write().get_mut(&id) {
+                report.state = MemberState::Left;
+            }
+            view.without(&id)
+        }
+        MembershipEvent::Failed(id) => {
+            if let Some(report) = roster.write().get_mut(&id) {
+                report.state = MemberState::Dead;
+            }
+            view.without(&id)
+        }
+    }
+}
+
+fn peer_of(member: &MemberInfo) -> Peer {
+    Peer {
+        id: member.id.clone(),
+        rpc_addr: member.meta.rpc_addr,
+        vnodes: member.meta.vnodes,
+    }
+}
+
+fn report_of(member: &MemberInfo) -> MemberReport {
+    MemberReport {
+        id: member.id.clone(),
+        gossip_addr: member.gossip_addr,
+        rpc_addr: member.meta.rpc_addr,
+        state: member.state,
+        ring_share: 0.0,
+    }
+}
+
+/// Returns the RPC address peers should dial: a wildcard bind address takes the
+/// advertised gossip host.
+fn advertised(bound: SocketAddr, advertise: Option<SocketAddr>) -> SocketAddr {
+    match advertise {
+        Some(advertise) if bound.ip().is_unspecified() => {
+            SocketAddr::new(advertise.ip(), bound.port())
+        }
+        _ => bound,
+    }
+}

@@ -1,0 +1,314 @@
+//! What every task of a cluster node shares: the store, the current view, the
+//! peer client, and the read and write paths (spec: cluster.md "Writes and
+//! reads"): reads and writes go to the key's primary; the primary applies a
+//! write, replicates the resulting versioned entry to the other owners, and
+//! acknowledges only once every one of them applied it (G1, G6).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::future::join_all;
+use hive_store::{Op, Reply, Store};
+use hive_transport::{
+    ErrorKind, ExecuteRequest, ExecuteResponse, Operation, PROTOCOL_VERSION, PeerClient,
+    PeerHandler, PeerStatus, RemoteError, ReplicateRequest, ReplicateResponse, TransferAck,
+    TransferBatch, TransportError,
+};
+use parking_lot::RwLock;
+
+use crate::error::{ClusterError, Result};
+use crate::view::View;
+use crate::wire::{
+    decode_op, decode_reply, encode_op, encode_reply, from_remote, from_wire, to_remote, to_wire,
+};
+
+/// Pause before retrying an operation that met a view disagreement or an
+/// unreachable primary.
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+/// Why one attempt at an operation failed.
+enum Failure {
+    /// Final: report it.
+    Final(ClusterError),
+    /// The attempt surely did not run (wrong owner, no connection): try again
+    /// with a fresher view until the deadline.
+    Retry(String),
+}
+
+impl From<ClusterError> for Failure {
+    fn from(err: ClusterError) -> Self {
+        Failure::Final(err)
+    }
+}
+
+/// State shared by the node's tasks and its peer handler.
+#[derive(Debug)]
+pub(crate) struct Shared<C> {
+    pub(crate) id: String,
+    pub(crate) store: Arc<Store>,
+    pub(crate) client: C,
+    view: RwLock<Arc<View>>,
+    pub(crate) request_timeout: Duration,
+    stopping: AtomicBool,
+    /// Key copies still to send in the current rebalance.
+    pub(crate) rebalance_pending: AtomicU64,
+    /// Epoch of the last view whose rebalance finished.
+    pub(crate) settled_epoch: AtomicU64,
+}
+
+impl<C: PeerClient> Shared<C> {
+    pub(crate) fn new(
+        id: String,
+        store: Arc<Store>,
+        client: C,
+        view: View,
+        request_timeout: Duration,
+    ) -> Self {
+        Self {
+            id,
+            store,
+            client,
+            view: RwLock::new(Arc::new(view)),
+            request_timeout,
+            stopping: AtomicBool::new(false),
+            rebalance_pending: AtomicU64::new(0),
+            settled_epoch: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn view(&self) -> Arc<View> {
+        self.view.read().clone()
+    }
+
+    pub(crate) fn set_view(&self, view: View) -> Arc<View> {
+        let view = Arc::new(view);
+        *self.view.write() = view.clone();
+        view
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Runs a client operation wherever its key's primary is.
+    pub(crate) async fn execute(&self, key: &[u8], op: Op) -> Result<Reply> {
+        let deadline = Instant::now() + self.request_timeout;
+        loop {
+            if self.is_stopping() {
+                return Err(ClusterError::ShuttingDown);
+            }
+            let view = self.view();
+            let Some(primary) = view.primary(key).cloned() else {
+                return Err(ClusterError::Unavailable(
+                    "no alive member owns the key".into(),
+                ));
+            };
+            let attempt = if primary == self.id {
+                self.execute_as_primary(&view, key, op.clone())
+                    .await
+                    .map_err(Failure::from)
+            } else {
+                self.forward(&view, &primary, key, &op).await
+            };
+            match attempt {
+                Ok(reply) => return Ok(reply),
+                Err(Failure::Final(err)) => return Err(err),
+                Err(Failure::Retry(reason)) if Instant::now() + RETRY_PAUSE < deadline => {
+                    tracing::debug!(%reason, "retrying an operation");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(Failure::Retry(reason)) => return Err(ClusterError::Unavailable(reason)),
+            }
+        }
+    }
+
+    /// Runs `op` here, as the key's primary in `view`; a write is acknowledged
+    /// once every other owner applied the resulting entry (spec: cluster.md G1).
+    pub(crate) async fn execute_as_primary(
+        &self,
+        view: &View,
+        key: &[u8],
+        op: Op,
+    ) -> Result<Reply> {
+        let is_write = op.is_write();
+        let reply = self.store.execute(key, op)?;
+        if !is_write {
+            return Ok(reply);
+        }
+        let replicas: Vec<_> = view
+            .owners(key)
+            .into_iter()
+            .skip(1)
+            .filter_map(|id| view.peer(id))
+            .collect();
+        if replicas.is_empty() {
+            return Ok(reply);
+        }
+        // The state after the write (or a newer one), never a re-run command
+        // (spec: cluster.md G6): replicas keep whichever version is newest.
+        let Some(entry) = self.store.export(key)? else {
+            return Ok(reply);
+        };
+        let entry = to_wire(&entry);
+        let sends = replicas.iter().map(|peer| {
+            let request = ReplicateRequest {
+                from_node: self.id.clone(),
+                view: view.epoch(),
+                entries: vec![entry.clone()],
+            };
+            self.client
+                .replicate(peer.rpc_addr, request, self.request_timeout)
+        });
+        for (peer, result) in replicas.iter().zip(join_all(sends).await) {
+            let applied = match result {
+                Ok(response) => match response.results.into_iter().next() {
+                    Some(Ok(_)) => Ok(()),
+                    Some(Err(err)) => Err(err.to_string()),
+                    None => Err("an empty reply".to_owned()),
+                },
+                Err(err) => Err(err.to_string()),
+            };
+            if let Err(reason) = applied {
+                return Err(ClusterError::Unavailable(format!(
+                    "replica {} did not confirm the write ({reason}); it may or may not be visible",
+                    peer.id
+                )));
+            }
+        }
+        Ok(reply)
+    }
+
+    /// Sends `op` to `primary`.
+    async fn forward(
+        &self,
+        view: &View,
+        primary: &str,
+        key: &[u8],
+        op: &Op,
+    ) -> Result<Reply, Failure> {
+        let Some(peer) = view.peer(primary) else {
+            return Err(Failure::Retry(format!("primary {primary} left the view")));
+        };
+        let request = ExecuteRequest {
+            from_node: self.id.clone(),
+            view: view.epoch(),
+            ops: vec![Operation {
+                key: Bytes::copy_from_slice(key),
+                op: encode_op(op),
+            }],
+        };
+        match self
+            .client
+            .execute(peer.rpc_addr, request, self.request_timeout)
+            .await
+        {
+            Ok(response) => match response.results.into_iter().next() {
+                Some(Ok(reply)) => decode_reply(&reply).map_err(Failure::Final),
+                Some(Err(err)) if err.kind == ErrorKind::NotOwner => {
+                    Err(Failure::Retry(err.message))
+                }
+                Some(Err(err)) => Err(Failure::Final(from_remote(err))),
+                None => Err(Failure::Final(ClusterError::Codec("an empty reply".into()))),
+            },
+            // Never connected: the operation surely did not run.
+            Err(err @ TransportError::Unreachable { .. }) => Err(Failure::Retry(err.to_string())),
+            Err(TransportError::Remote(err)) => Err(Failure::Final(from_remote(err))),
+            // A timeout is ambiguous for a write; report it rather than run it twice.
+            Err(err) => Err(Failure::Final(ClusterError::Unavailable(err.to_string()))),
+        }
+    }
+
+    async fn execute_forwarded(&self, operation: Operation) -> Result<Bytes, RemoteError> {
+        let op = decode_op(&operation.op)?;
+        let view = self.view();
+        if view.primary(&operation.key).map(String::as_str) != Some(self.id.as_str()) {
+            return Err(RemoteError::new(
+                ErrorKind::NotOwner,
+                format!("{} is not the primary of this key", self.id),
+            ));
+        }
+        match self.execute_as_primary(&view, &operation.key, op).await {
+            Ok(reply) => Ok(encode_reply(&reply)),
+            Err(err) => Err(to_remote(&err)),
+        }
+    }
+}
+
+/// The peer handler: what other nodes ask of this one.
+#[derive(Debug)]
+pub(crate) struct Handler<C>(pub(crate) Arc<Shared<C>>);
+
+impl<C: PeerClient> PeerHandler for Handler<C> {
+    async fn execute(&self, request: ExecuteRequest) -> Result<ExecuteResponse, RemoteError> {
+        if self.0.is_stopping() {
+            return Err(RemoteError::new(
+                ErrorKind::ShuttingDown,
+                "the node is shutting down",
+            ));
+        }
+        let results = join_all(
+            request
+                .ops
+                .into_iter()
+                .map(|operation| self.0.execute_forwarded(operation)),
+        )
+        .await;
+        Ok(ExecuteResponse { results })
+    }
+
+    async fn replicate(&self, request: ReplicateRequest) -> Result<ReplicateResponse, RemoteError> {
+        let results = request
+            .entries
+            .into_iter()
+            .map(|entry| apply(&self.0.store, entry))
+            .collect();
+        Ok(ReplicateResponse { results })
+    }
+
+    async fn transfer(&self, batch: TransferBatch) -> Result<TransferAck, RemoteError> {
+        let mut applied = 0;
+        for entry in batch.entries {
+            apply(&self.0.store, entry)?;
+            applied += 1;
+        }
+        Ok(TransferAck {
+            sequence: batch.sequence,
+            applied,
+            error: None,
+        })
+    }
+
+    async fn status(&self) -> Result<PeerStatus, RemoteError> {
+        let store = &self.0.store;
+        Ok(PeerStatus {
+            node_id: self.0.id.clone(),
+            protocol_version: PROTOCOL_VERSION,
+            keys: store.len() as u64,
+            memory_bytes: store.memory_bytes(),
+            rebalance_pending: self.0.rebalance_pending.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// Applies one incoming entry if it is newer than what the store holds.
+fn apply(
+    store: &Store,
+    entry: hive_transport::Entry,
+) -> Result<hive_transport::ApplyOutcome, RemoteError> {
+    use hive_store::Applied;
+    use hive_transport::ApplyOutcome;
+    let entry = from_wire(entry)?;
+    match store.apply(entry) {
+        Ok(Applied::Stored) => Ok(ApplyOutcome::Stored),
+        Ok(Applied::Deleted) => Ok(ApplyOutcome::Deleted),
+        Ok(Applied::Expired) => Ok(ApplyOutcome::Expired),
+        Ok(Applied::Stale) => Ok(ApplyOutcome::Stale),
+        Err(err) => Err(to_remote(&ClusterError::Store(err))),
+    }
+}

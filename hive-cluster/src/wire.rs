@@ -1,0 +1,180 @@
+//! Cache values on the wire: operations, replies and entry payloads travel as
+//! MessagePack inside the peer protocol's opaque byte fields, and errors as the
+//! protocol's error kinds. The one place that converts between the two worlds.
+
+use bytes::Bytes;
+use hive_store::{ExportedData, ExportedEntry, Op, Reply, StoreError, Version};
+use hive_transport::{Entry, ErrorKind, RemoteError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ClusterError;
+
+fn encode<T: Serialize>(value: &T) -> Bytes {
+    // Encoding our own plain enums into a Vec cannot fail.
+    Bytes::from(rmp_serde::to_vec(value).unwrap_or_default())
+}
+
+fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, RemoteError> {
+    rmp_serde::from_slice(bytes)
+        .map_err(|err| RemoteError::new(ErrorKind::Codec, format!("undecodable {what}: {err}")))
+}
+
+pub(crate) fn encode_op(op: &Op) -> Bytes {
+    encode(op)
+}
+
+pub(crate) fn decode_op(bytes: &[u8]) -> Result<Op, RemoteError> {
+    decode("operation", bytes)
+}
+
+pub(crate) fn encode_reply(reply: &Reply) -> Bytes {
+    encode(reply)
+}
+
+pub(crate) fn decode_reply(bytes: &[u8]) -> Result<Reply, ClusterError> {
+    decode("reply", bytes).map_err(|err| ClusterError::Codec(err.message))
+}
+
+/// Converts an exported entry into the protocol's entry.
+pub(crate) fn to_wire(entry: &ExportedEntry) -> Entry {
+    let tombstone = entry.data == ExportedData::Tombstone;
+    Entry {
+        key: entry.key.clone(),
+        hlc: entry.version.hlc,
+        node: entry.version.node,
+        ttl_ms: entry.ttl_ms,
+        payload: if tombstone {
+            Bytes::new()
+        } else {
+            encode(&entry.data)
+        },
+        tombstone,
+    }
+}
+
+/// Converts the protocol's entry back into an exported entry.
+pub(crate) fn from_wire(entry: Entry) -> Result<ExportedEntry, RemoteError> {
+    let data = if entry.tombstone {
+        ExportedData::Tombstone
+    } else {
+        match decode("entry", &entry.payload)? {
+            ExportedData::Tombstone => {
+                return Err(RemoteError::new(
+                    ErrorKind::Codec,
+                    "a live entry's payload says tombstone",
+                ));
+            }
+            data => data,
+        }
+    };
+    Ok(ExportedEntry {
+        key: entry.key,
+        version: Version {
+            hlc: entry.hlc,
+            node: entry.node,
+        },
+        ttl_ms: entry.ttl_ms,
+        data,
+    })
+}
+
+/// Returns the protocol error for a local failure.
+pub(crate) fn to_remote(err: &ClusterError) -> RemoteError {
+    let (kind, message) = match err {
+        ClusterError::Store(store) => (
+            match store {
+                StoreError::NotFound => ErrorKind::NotFound,
+                StoreError::WrongType => ErrorKind::WrongType,
+                StoreError::CapacityExceeded => ErrorKind::CapacityExceeded,
+                StoreError::InvalidValue(_) => ErrorKind::InvalidValue,
+                _ => ErrorKind::InvalidArgument,
+            },
+            match store {
+                StoreError::InvalidArgument(message) | StoreError::InvalidValue(message) => {
+                    message.clone()
+                }
+                other => other.to_string(),
+            },
+        ),
+        ClusterError::ShuttingDown => (ErrorKind::ShuttingDown, err.to_string()),
+        ClusterError::Codec(message) => (ErrorKind::Codec, message.clone()),
+        ClusterError::Unavailable(message) => (ErrorKind::Unavailable, message.clone()),
+        other => (ErrorKind::Unavailable, other.to_string()),
+    };
+    RemoteError::new(kind, message)
+}
+
+/// Returns the local failure for a protocol error (`NotOwner` is handled by the
+/// caller before this: it means "retry with a fresher view").
+pub(crate) fn from_remote(err: RemoteError) -> ClusterError {
+    match err.kind {
+        ErrorKind::NotFound => StoreError::NotFound.into(),
+        ErrorKind::WrongType => StoreError::WrongType.into(),
+        ErrorKind::CapacityExceeded => StoreError::CapacityExceeded.into(),
+        ErrorKind::InvalidArgument => StoreError::InvalidArgument(err.message).into(),
+        ErrorKind::InvalidValue => StoreError::InvalidValue(err.message).into(),
+        ErrorKind::Codec => ClusterError::Codec(err.message),
+        ErrorKind::ShuttingDown => ClusterError::ShuttingDown,
+        ErrorKind::Unavailable | ErrorKind::NotOwner => ClusterError::Unavailable(err.message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_through_the_wire() {
+        let live = ExportedEntry {
+            key: Bytes::from("k"),
+            version: Version { hlc: 7, node: 9 },
+            ttl_ms: Some(5),
+            data: ExportedData::ZSet(vec![(Bytes::from("m"), 1.5)]),
+        };
+        let tombstone = ExportedEntry {
+            data: ExportedData::Tombstone,
+            ttl_ms: None,
+            ..live.clone()
+        };
+        for entry in [live, tombstone] {
+            assert_eq!(from_wire(to_wire(&entry)).unwrap(), entry);
+        }
+    }
+
+    #[test]
+    fn store_errors_keep_their_kind_across_the_wire() {
+        for err in [
+            StoreError::NotFound,
+            StoreError::WrongType,
+            StoreError::CapacityExceeded,
+            StoreError::InvalidArgument("bad ttl".into()),
+            StoreError::InvalidValue("not an integer".into()),
+        ] {
+            match from_remote(to_remote(&ClusterError::Store(err.clone()))) {
+                ClusterError::Store(back) => assert_eq!(back, err),
+                other => panic!("{err:?} came back as {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_is_a_codec_error_not_a_panic() {
+        assert_eq!(decode_op(b"\xc1\xff").unwrap_err().kind, ErrorKind::Codec);
+        let entry = Entry {
+            key: Bytes::new(),
+            hlc: 0,
+            node: 0,
+            ttl_ms: None,
+            payload: Bytes::from_static(b"\xc1"),
+            tombstone: false,
+        };
+        assert_eq!(from_wire(entry.clone()).unwrap_err().kind, ErrorKind::Codec);
+        // Variant 0 of the payload enum is a tombstone: only the flag may say so.
+        let smuggled = Entry {
+            payload: Bytes::from_static(b"\x00"),
+            ..entry
+        };
+        assert_eq!(from_wire(smuggled).unwrap_err().kind, ErrorKind::Codec);
+    }
+}
