@@ -23,6 +23,11 @@ use crate::node::{Handler, Shared};
 use crate::rebalance;
 use crate::view::{Peer, View};
 
+/// How long after a view change (beyond the debounce) a primary still fetches
+/// keys it does not know from their earlier owners: the time a rebalance
+/// transfer may take to reach it.
+const CATCH_UP_GRACE: Duration = Duration::from_secs(30);
+
 /// Pause before retrying a rebalance that did not complete.
 const REBALANCE_RETRY: Duration = Duration::from_millis(200);
 
@@ -68,6 +73,7 @@ impl Cluster {
             GrpcClient::new(options.clone()),
             view,
             config.request_timeout,
+            config.rebalance_debounce + CATCH_UP_GRACE,
         ));
         let server = GrpcServer::bind(config.rpc_bind, Handler(shared.clone()), options).await?;
         let rpc_addr = advertised(server.local_addr(), config.advertise);
@@ -102,6 +108,8 @@ impl Cluster {
             roster.write().insert(member.id.clone(), report_of(&member));
         }
         let view = shared.set_view(view);
+        // A joining node's keys are on the members that were there before it.
+        shared.remember(Arc::new(view.without(&shared.id)));
         shared.settled_epoch.store(view.epoch(), Ordering::Release);
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();

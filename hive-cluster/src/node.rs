@@ -4,29 +4,34 @@
 //! write, replicates the resulting versioned entry to the other owners, and
 //! acknowledges only once every one of them applied it (G1, G6).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::join_all;
-use hive_store::{Op, Reply, Store};
+use hive_store::{Applied, Op, Reply, Store};
 use hive_transport::{
-    ErrorKind, ExecuteRequest, ExecuteResponse, Operation, PROTOCOL_VERSION, PeerClient,
-    PeerHandler, PeerStatus, RemoteError, ReplicateRequest, ReplicateResponse, TransferAck,
-    TransferBatch, TransportError,
+    ApplyOutcome, Entry, ErrorKind, ExecuteRequest, ExecuteResponse, Operation, PROTOCOL_VERSION,
+    PeerClient, PeerHandler, PeerStatus, RemoteError, ReplicateRequest, ReplicateResponse,
+    TransferAck, TransferBatch, TransportError,
 };
 use parking_lot::RwLock;
 
 use crate::error::{ClusterError, Result};
 use crate::view::View;
 use crate::wire::{
-    decode_op, decode_reply, encode_op, encode_reply, from_remote, from_wire, to_remote, to_wire,
+    PeerOp, PeerReply, decode_op, decode_reply, encode_op, encode_reply, from_remote, from_wire,
+    to_remote, to_wire,
 };
 
 /// Pause before retrying an operation that met a view disagreement or an
 /// unreachable primary.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+/// At most this many earlier views are remembered for catching up.
+const REMEMBERED_VIEWS: usize = 4;
 
 /// Why one attempt at an operation failed.
 enum Failure {
@@ -43,6 +48,14 @@ impl From<ClusterError> for Failure {
     }
 }
 
+/// A view this node moved away from, and until when keys may still be arriving
+/// from its owners.
+#[derive(Debug)]
+struct Earlier {
+    view: Arc<View>,
+    until: Instant,
+}
+
 /// State shared by the node's tasks and its peer handler.
 #[derive(Debug)]
 pub(crate) struct Shared<C> {
@@ -50,6 +63,12 @@ pub(crate) struct Shared<C> {
     pub(crate) store: Arc<Store>,
     pub(crate) client: C,
     view: RwLock<Arc<View>>,
+    /// Recent earlier views: a primary that does not know a key yet fetches it
+    /// from the key's owners in these before running an operation (spec:
+    /// cluster.md G4, and G5 for deletes while keys move).
+    earlier: RwLock<Vec<Earlier>>,
+    /// How long after a view change keys may still be arriving.
+    catch_up_window: Duration,
     pub(crate) request_timeout: Duration,
     stopping: AtomicBool,
     /// Key copies still to send in the current rebalance.
@@ -65,12 +84,15 @@ impl<C: PeerClient> Shared<C> {
         client: C,
         view: View,
         request_timeout: Duration,
+        catch_up_window: Duration,
     ) -> Self {
         Self {
             id,
             store,
             client,
             view: RwLock::new(Arc::new(view)),
+            earlier: RwLock::new(Vec::new()),
+            catch_up_window,
             request_timeout,
             stopping: AtomicBool::new(false),
             rebalance_pending: AtomicU64::new(0),
@@ -82,10 +104,29 @@ impl<C: PeerClient> Shared<C> {
         self.view.read().clone()
     }
 
+    /// Makes `view` current; the one it replaces is remembered for catching up.
     pub(crate) fn set_view(&self, view: View) -> Arc<View> {
         let view = Arc::new(view);
-        *self.view.write() = view.clone();
+        let replaced = std::mem::replace(&mut *self.view.write(), view.clone());
+        self.remember(replaced);
         view
+    }
+
+    /// Remembers `view` as one that keys may still be arriving from.
+    pub(crate) fn remember(&self, view: Arc<View>) {
+        if view.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut earlier = self.earlier.write();
+        earlier.retain(|earlier| earlier.until > now);
+        earlier.push(Earlier {
+            view,
+            until: now + self.catch_up_window,
+        });
+        if earlier.len() > REMEMBERED_VIEWS {
+            earlier.remove(0);
+        }
     }
 
     pub(crate) fn stop(&self) {
@@ -136,6 +177,7 @@ impl<C: PeerClient> Shared<C> {
         key: &[u8],
         op: Op,
     ) -> Result<Reply> {
+        self.catch_up(key).await?;
         let is_write = op.is_write();
         let reply = self.store.execute(key, op)?;
         if !is_write {
@@ -184,6 +226,59 @@ impl<C: PeerClient> Shared<C> {
         Ok(reply)
     }
 
+    /// Returns the owners of `key` in the remembered views, other than this node.
+    fn earlier_owners(&self, key: &[u8]) -> Vec<SocketAddr> {
+        let now = Instant::now();
+        let earlier = self.earlier.read();
+        let mut owners: Vec<SocketAddr> = Vec::new();
+        for earlier in earlier.iter().filter(|earlier| earlier.until > now) {
+            for id in earlier.view.owners(key) {
+                if *id != self.id
+                    && let Some(peer) = earlier.view.peer(id)
+                    && !owners.contains(&peer.rpc_addr)
+                {
+                    owners.push(peer.rpc_addr);
+                }
+            }
+        }
+        owners
+    }
+
+    /// Before a primary runs an operation on a key it knows nothing of (no
+    /// entry, no tombstone), fetches the key's state from its owners in recent
+    /// earlier views and keeps the newest: a read does not miss a key that is
+    /// still moving, and a write or delete builds on (and supersedes) the moving
+    /// copy instead of being undone by it. Owners that do not answer are
+    /// skipped.
+    async fn catch_up(&self, key: &[u8]) -> Result<()> {
+        let owners = self.earlier_owners(key);
+        if owners.is_empty() || self.store.knows(key)? {
+            return Ok(());
+        }
+        let fetches = owners.iter().map(|addr| {
+            let op = encode_op(&PeerOp::Fetch);
+            let request = ExecuteRequest {
+                from_node: self.id.clone(),
+                view: 0,
+                ops: vec![Operation {
+                    key: Bytes::copy_from_slice(key),
+                    op,
+                }],
+            };
+            self.client.execute(*addr, request, self.request_timeout)
+        });
+        for response in join_all(fetches).await {
+            let Ok(response) = response else { continue };
+            let Some(Ok(reply)) = response.results.into_iter().next() else {
+                continue;
+            };
+            if let Ok(PeerReply::Entry(Some(entry))) = decode_reply(&reply) {
+                self.store.apply(entry)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Sends `op` to `primary`.
     async fn forward(
         &self,
@@ -200,7 +295,7 @@ impl<C: PeerClient> Shared<C> {
             view: view.epoch(),
             ops: vec![Operation {
                 key: Bytes::copy_from_slice(key),
-                op: encode_op(op),
+                op: encode_op(&PeerOp::Client(op.clone())),
             }],
         };
         match self
@@ -209,7 +304,13 @@ impl<C: PeerClient> Shared<C> {
             .await
         {
             Ok(response) => match response.results.into_iter().next() {
-                Some(Ok(reply)) => decode_reply(&reply).map_err(Failure::Final),
+                Some(Ok(reply)) => match decode_reply(&reply) {
+                    Ok(PeerReply::Client(reply)) => Ok(reply),
+                    Ok(PeerReply::Entry(_)) => Err(Failure::Final(ClusterError::Codec(
+                        "a fetch reply to an operation".into(),
+                    ))),
+                    Err(err) => Err(Failure::Final(err)),
+                },
                 Some(Err(err)) if err.kind == ErrorKind::NotOwner => {
                     Err(Failure::Retry(err.message))
                 }
@@ -225,7 +326,16 @@ impl<C: PeerClient> Shared<C> {
     }
 
     async fn execute_forwarded(&self, operation: Operation) -> Result<Bytes, RemoteError> {
-        let op = decode_op(&operation.op)?;
+        let op = match decode_op(&operation.op)? {
+            PeerOp::Client(op) => op,
+            PeerOp::Fetch => {
+                let entry = self
+                    .store
+                    .export(&operation.key)
+                    .map_err(|err| to_remote(&err.into()))?;
+                return Ok(encode_reply(&PeerReply::Entry(entry)));
+            }
+        };
         let view = self.view();
         if view.primary(&operation.key).map(String::as_str) != Some(self.id.as_str()) {
             return Err(RemoteError::new(
@@ -234,7 +344,7 @@ impl<C: PeerClient> Shared<C> {
             ));
         }
         match self.execute_as_primary(&view, &operation.key, op).await {
-            Ok(reply) => Ok(encode_reply(&reply)),
+            Ok(reply) => Ok(encode_reply(&PeerReply::Client(reply))),
             Err(err) => Err(to_remote(&err)),
         }
     }
@@ -297,12 +407,7 @@ impl<C: PeerClient> PeerHandler for Handler<C> {
 }
 
 /// Applies one incoming entry if it is newer than what the store holds.
-fn apply(
-    store: &Store,
-    entry: hive_transport::Entry,
-) -> Result<hive_transport::ApplyOutcome, RemoteError> {
-    use hive_store::Applied;
-    use hive_transport::ApplyOutcome;
+fn apply(store: &Store, entry: Entry) -> Result<ApplyOutcome, RemoteError> {
     let entry = from_wire(entry)?;
     match store.apply(entry) {
         Ok(Applied::Stored) => Ok(ApplyOutcome::Stored),

@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use hive_store::{ExportedData, ExportedEntry, Op, Reply, StoreError, Version};
 use hive_transport::{Entry, ErrorKind, RemoteError};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ClusterError;
 
@@ -20,19 +20,38 @@ fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, RemoteErro
         .map_err(|err| RemoteError::new(ErrorKind::Codec, format!("undecodable {what}: {err}")))
 }
 
-pub(crate) fn encode_op(op: &Op) -> Bytes {
+/// What one forwarded operation asks of its receiver.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum PeerOp {
+    /// Run a client operation as the key's primary.
+    Client(Op),
+    /// Return this node's state of the key (entry or tombstone), owner or not:
+    /// a new primary pulls keys it has not received yet.
+    Fetch,
+}
+
+/// The answer to a [`PeerOp`].
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum PeerReply {
+    /// The client operation's reply.
+    Client(Reply),
+    /// The fetched state, `None` if this node knows nothing of the key.
+    Entry(Option<ExportedEntry>),
+}
+
+pub(crate) fn encode_op(op: &PeerOp) -> Bytes {
     encode(op)
 }
 
-pub(crate) fn decode_op(bytes: &[u8]) -> Result<Op, RemoteError> {
+pub(crate) fn decode_op(bytes: &[u8]) -> Result<PeerOp, RemoteError> {
     decode("operation", bytes)
 }
 
-pub(crate) fn encode_reply(reply: &Reply) -> Bytes {
+pub(crate) fn encode_reply(reply: &PeerReply) -> Bytes {
     encode(reply)
 }
 
-pub(crate) fn decode_reply(bytes: &[u8]) -> Result<Reply, ClusterError> {
+pub(crate) fn decode_reply(bytes: &[u8]) -> Result<PeerReply, ClusterError> {
     decode("reply", bytes).map_err(|err| ClusterError::Codec(err.message))
 }
 

@@ -120,6 +120,17 @@ impl Store {
         }))
     }
 
+    /// Returns true if the store holds a live entry or a tombstone for `key`:
+    /// it knows the key's latest state, whether or not the key exists.
+    pub fn knows(&self, key: &[u8]) -> Result<bool> {
+        self.limits().check_key(key)?;
+        let shared = self.shared();
+        Ok(self.with_shard(key, |shard, hash, now| {
+            shard.maintain(shared, hash, key, now);
+            shard.find(hash, key).is_some() || shard.tombstone(key).is_some()
+        }))
+    }
+
     /// Stores `incoming` if its version is newer than the entry or tombstone held
     /// for its key; otherwise changes nothing. Expired elements and keys are
     /// dropped on arrival. Invalid entries (over the size limits, NaN scores,

@@ -311,6 +311,19 @@ fn a_handed_off_copy_is_dropped_only_if_unchanged() {
 }
 
 #[test]
+fn a_store_knows_live_and_deleted_keys_but_not_unseen_ones() {
+    let clock = MockClock::default();
+    let a = store(1, &clock);
+    a.set(b"live", key("v"), None).unwrap();
+    a.set(b"gone", key("v"), None).unwrap();
+    a.del(b"gone").unwrap();
+    assert_eq!(
+        (a.knows(b"live"), a.knows(b"gone"), a.knows(b"never")),
+        (Ok(true), Ok(true), Ok(false))
+    );
+}
+
+#[test]
 fn tombstoned_keys_can_be_listed_for_hand_off() {
     let clock = MockClock::default();
     let a = store(1, &clock);

@@ -220,3 +220,162 @@ async fn an_unreachable_seed_is_an_error() {
     assert!(matches!(refused, Err(Error::Unavailable(_))), "{refused:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g3_once_settled_every_node_answers_alike() {
+    // Spec: cluster.md G3.
+    let nodes = cluster(3, 2).await;
+    for i in 0..240u64 {
+        let writer = ValueStore::<u64>::new(&nodes[(i % 3) as usize].cache(), "g3");
+        writer.set(&format!("k{i}"), &i).await.unwrap();
+        if i % 4 == 0 {
+            writer.del(&format!("k{i}")).await.unwrap();
+        }
+    }
+    settle(&nodes).await;
+    for i in 0..240u64 {
+        let key = format!("k{i}");
+        let mut answers = Vec::new();
+        for node in &nodes {
+            answers.push(ValueStore::<u64>::new(&node.cache(), "g3").get(&key).await);
+        }
+        let expected = if i % 4 == 0 {
+            Err(Error::NotFound)
+        } else {
+            Ok(i)
+        };
+        assert!(
+            answers.iter().all(|answer| *answer == expected),
+            "{key}: {answers:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g4_a_join_under_load_causes_no_miss_and_no_stale_read() {
+    // Spec: cluster.md G4 — one copy per key, so the newcomer really takes keys
+    // over; readers must never miss a key nor read a value older than the last
+    // acknowledged write.
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    const KEYS: usize = 200;
+    let mut nodes = cluster(2, 1).await;
+    let acked: Arc<Vec<AtomicU64>> = Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
+    let writer = ValueStore::<u64>::new(&nodes[0].cache(), "g4");
+    for key in 0..KEYS {
+        writer.set(&format!("k{key}"), &1).await.unwrap();
+        acked[key].store(1, Ordering::SeqCst);
+    }
+    let running = Arc::new(AtomicBool::new(true));
+    let (misses, stale, reads) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let mut readers = Vec::new();
+    for (reader_node, node) in nodes.iter().enumerate() {
+        let store = ValueStore::<u64>::new(&node.cache(), "g4");
+        let (acked, running, misses, stale, reads) = (
+            acked.clone(),
+            running.clone(),
+            misses.clone(),
+            stale.clone(),
+            reads.clone(),
+        );
+        readers.push(tokio::spawn(async move {
+            let mut key = reader_node * 7;
+            while running.load(Ordering::SeqCst) {
+                key = (key + 13) % KEYS;
+                let floor = acked[key].load(Ordering::SeqCst);
+                match store.get(&format!("k{key}")).await {
+                    Ok(value) if value < floor => drop(stale.fetch_add(1, Ordering::SeqCst)),
+                    Ok(_) => {}
+                    Err(_) => drop(misses.fetch_add(1, Ordering::SeqCst)),
+                }
+                reads.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    let writes = {
+        let (acked, running) = (acked.clone(), running.clone());
+        let writer = writer.clone();
+        tokio::spawn(async move {
+            let mut round = 2;
+            while running.load(Ordering::SeqCst) {
+                for key in (0..KEYS).step_by(5) {
+                    if writer.set(&format!("k{key}"), &round).await.is_ok() {
+                        acked[key].fetch_max(round, Ordering::SeqCst);
+                    }
+                }
+                round += 1;
+            }
+        })
+    };
+    // Readers and the writer run before, during and after the join.
+    let reads_at_least = async |count: u64| {
+        let deadline = Instant::now() + READY;
+        while reads.load(Ordering::SeqCst) < count && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        reads.load(Ordering::SeqCst)
+    };
+    let before = reads_at_least(50).await;
+    let seeds: Vec<&Node> = nodes.iter().collect();
+    let newcomer = Node::start(config(&seeds, 1)).await.unwrap();
+    nodes.push(newcomer);
+    settle(&nodes).await;
+    let during = reads.load(Ordering::SeqCst);
+    assert!(
+        reads_at_least(during + 200).await >= during + 200,
+        "readers kept reading after the join"
+    );
+    running.store(false, Ordering::SeqCst);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    writes.await.unwrap();
+    assert!(nodes[2].status().keys > 0, "the newcomer took keys over");
+    assert!(before >= 50, "readers ran before the join");
+    assert_eq!(
+        (misses.load(Ordering::SeqCst), stale.load(Ordering::SeqCst)),
+        (0, 0),
+        "misses, stale reads"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g5_deletes_before_and_during_a_rebalance_never_come_back() {
+    // Spec: cluster.md G5.
+    let mut nodes = cluster(2, 1).await;
+    let writer = ValueStore::<u64>::new(&nodes[0].cache(), "g5");
+    for i in 0..300u64 {
+        writer.set(&format!("k{i}"), &i).await.unwrap();
+    }
+    for i in 0..100u64 {
+        writer.del(&format!("k{i}")).await.unwrap();
+    }
+    let seeds: Vec<&Node> = nodes.iter().collect();
+    nodes.push(Node::start(config(&seeds, 1)).await.unwrap());
+    // The newcomer is in the views and keys are moving: delete more.
+    for i in 100..200u64 {
+        writer.del(&format!("k{i}")).await.unwrap();
+    }
+    settle(&nodes).await;
+    // A second membership change moves keys again; nothing may resurface.
+    let seeds: Vec<&Node> = nodes.iter().collect();
+    nodes.push(Node::start(config(&seeds, 1)).await.unwrap());
+    settle(&nodes).await;
+    for node in &nodes {
+        let reader = ValueStore::<u64>::new(&node.cache(), "g5");
+        for i in 0..300u64 {
+            let expected = if i < 200 { Err(Error::NotFound) } else { Ok(i) };
+            assert_eq!(
+                reader.get(&format!("k{i}")).await,
+                expected,
+                "k{i} through {}",
+                node.id()
+            );
+        }
+    }
+}
