@@ -181,11 +181,12 @@ impl Cluster {
         self.shared.rebalance_pending.load(Ordering::Relaxed)
     }
 
-    /// Returns true once this node sees at least `members` alive members and has
-    /// finished rebalancing for its current view.
+    /// Returns true once this node sees exactly `members` alive members (so a
+    /// crashed member must first be detected) and has finished rebalancing for
+    /// its current view.
     pub fn is_ready(&self, members: usize) -> bool {
         let view = self.shared.view();
-        view.len() >= members
+        view.len() == members
             && self.shared.settled_epoch.load(Ordering::Acquire) == view.epoch()
             && self.rebalance_pending() == 0
     }

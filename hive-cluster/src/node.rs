@@ -311,7 +311,9 @@ impl<C: PeerClient> Shared<C> {
                     ))),
                     Err(err) => Err(Failure::Final(err)),
                 },
-                Some(Err(err)) if err.kind == ErrorKind::NotOwner => {
+                Some(Err(err))
+                    if matches!(err.kind, ErrorKind::NotOwner | ErrorKind::ShuttingDown) =>
+                {
                     Err(Failure::Retry(err.message))
                 }
                 Some(Err(err)) => Err(Failure::Final(from_remote(err))),
@@ -319,6 +321,10 @@ impl<C: PeerClient> Shared<C> {
             },
             // Never connected: the operation surely did not run.
             Err(err @ TransportError::Unreachable { .. }) => Err(Failure::Retry(err.to_string())),
+            // A node that is stopping refused before running anything.
+            Err(TransportError::Remote(err)) if err.kind == ErrorKind::ShuttingDown => {
+                Err(Failure::Retry(err.message))
+            }
             Err(TransportError::Remote(err)) => Err(Failure::Final(from_remote(err))),
             // A timeout is ambiguous for a write; report it rather than run it twice.
             Err(err) => Err(Failure::Final(ClusterError::Unavailable(err.to_string()))),

@@ -379,3 +379,94 @@ async fn g5_deletes_before_and_during_a_rebalance_never_come_back() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g6_concurrent_pushes_through_different_nodes_keep_one_order_on_every_replica() {
+    // Spec: cluster.md G6 — the primary orders the pushes; a replica holds the
+    // same order, which shows once the primary crashes and a replica takes over.
+    let mut nodes = cluster(3, 3).await;
+    let mut pushers = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        let list = ListStore::<u64>::new(&node.cache(), "g6");
+        pushers.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for i in 0..60u64 {
+                let value = (n as u64) * 1000 + i;
+                if list.rpush("shared", &value).await.is_ok() {
+                    acknowledged.push(value);
+                }
+            }
+            acknowledged
+        }));
+    }
+    let mut acknowledged = Vec::new();
+    for pusher in pushers {
+        acknowledged.extend(pusher.await.unwrap());
+    }
+    let before = ListStore::<u64>::new(&nodes[0].cache(), "g6")
+        .lrange("shared", 0, -1)
+        .await
+        .unwrap();
+    let mut pushed = before.clone();
+    pushed.sort_unstable();
+    acknowledged.sort_unstable();
+    assert_eq!(pushed, acknowledged, "every acknowledged push, once");
+    // Crash the list's primary, found the way every node finds it: the ring
+    // over the members (100 virtual nodes each without a memory limit).
+    let mut ring = hive_ring::Ring::<String>::new();
+    for node in &nodes {
+        ring.add(node.id().to_owned(), hive_ring::vnodes_for_mem_limit(0));
+    }
+    let primary = ring.owner(b"g6:l:shared").expect("a primary").clone();
+    let index = nodes
+        .iter()
+        .position(|node| node.id() == primary)
+        .expect("the primary is a node");
+    drop(nodes.remove(index));
+    settle(&nodes).await;
+    for node in &nodes {
+        let after = ListStore::<u64>::new(&node.cache(), "g6")
+            .lrange("shared", 0, -1)
+            .await
+            .unwrap();
+        assert_eq!(after, before, "the order survives on the replicas");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ttl_set_through_one_node_expires_through_another() {
+    let nodes = cluster(3, 2).await;
+    let writer = ValueStore::<u32>::new(&nodes[0].cache(), "ttl");
+    let reader = ValueStore::<u32>::new(&nodes[1].cache(), "ttl");
+    let members = SetStore::new(&nodes[2].cache(), "ttl");
+    writer
+        .set_with_ttl("k", &7, Duration::from_millis(400))
+        .await
+        .unwrap();
+    SetStore::new(&nodes[0].cache(), "ttl")
+        .sadd("s", "stays")
+        .await
+        .unwrap();
+    SetStore::new(&nodes[0].cache(), "ttl")
+        .sadd("s", "goes")
+        .await
+        .unwrap();
+    SetStore::new(&nodes[0].cache(), "ttl")
+        .sexpire_member("s", "goes", Duration::from_millis(400))
+        .await
+        .unwrap();
+    assert_eq!(reader.get("k").await, Ok(7));
+    assert!(
+        reader
+            .ttl("k")
+            .await
+            .unwrap()
+            .is_some_and(|ttl| ttl <= Duration::from_millis(400))
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reader.get("k").await != Err(Error::NotFound) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(reader.get("k").await, Err(Error::NotFound));
+    assert_eq!(members.smembers("s").await, Ok(vec!["stays".to_owned()]));
+}
