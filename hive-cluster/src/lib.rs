@@ -11,11 +11,13 @@
 //!   views → debounced rebalancing), graceful shutdown, crash on drop.
 //! - `node.rs`: the read/write paths (primary executes and replicates; others
 //!   forward) and the peer handler.
+//! - `batcher.rs`: coalesces operations forwarded to one peer into batched RPCs.
 //! - `rebalance.rs`: executes a plan over transfer streams.
 //! - [`View`] (`view.rs`) and [`plan`] (`plan.rs`): the pure decisions.
 //! - `wire.rs`: operations, replies, entries and errors on the wire.
 #![deny(missing_docs)]
 
+mod batcher;
 mod cluster;
 mod config;
 mod error;

@@ -15,10 +15,11 @@ use hive_store::{Applied, Op, Reply, Store};
 use hive_transport::{
     ApplyOutcome, Entry, ErrorKind, ExecuteRequest, ExecuteResponse, Operation, PROTOCOL_VERSION,
     PeerClient, PeerHandler, PeerStatus, RemoteError, ReplicateRequest, ReplicateResponse,
-    TransferAck, TransferBatch, TransportError,
+    TransferAck, TransferBatch,
 };
 use parking_lot::RwLock;
 
+use crate::batcher::{BatchError, Batchers};
 use crate::error::{ClusterError, Result};
 use crate::view::View;
 use crate::wire::{
@@ -62,6 +63,8 @@ pub(crate) struct Shared<C> {
     pub(crate) id: String,
     pub(crate) store: Arc<Store>,
     pub(crate) client: C,
+    /// Forwarded operations, coalesced per peer.
+    batchers: Batchers<C>,
     view: RwLock<Arc<View>>,
     /// Recent earlier views: a primary that does not know a key yet fetches it
     /// from the key's owners in these before running an operation (spec:
@@ -87,6 +90,7 @@ impl<C: PeerClient> Shared<C> {
         catch_up_window: Duration,
     ) -> Self {
         Self {
+            batchers: Batchers::new(client.clone(), id.clone(), request_timeout),
             id,
             store,
             client,
@@ -131,6 +135,7 @@ impl<C: PeerClient> Shared<C> {
 
     pub(crate) fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
+        self.batchers.stop();
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -290,44 +295,32 @@ impl<C: PeerClient> Shared<C> {
         let Some(peer) = view.peer(primary) else {
             return Err(Failure::Retry(format!("primary {primary} left the view")));
         };
-        let request = ExecuteRequest {
-            from_node: self.id.clone(),
-            view: view.epoch(),
-            ops: vec![Operation {
-                key: Bytes::copy_from_slice(key),
-                op: encode_op(&PeerOp::Client(op.clone())),
-            }],
+        let operation = Operation {
+            key: Bytes::copy_from_slice(key),
+            op: encode_op(&PeerOp::Client(op.clone())),
         };
-        match self
-            .client
-            .execute(peer.rpc_addr, request, self.request_timeout)
-            .await
-        {
-            Ok(response) => match response.results.into_iter().next() {
-                Some(Ok(reply)) => match decode_reply(&reply) {
-                    Ok(PeerReply::Client(reply)) => Ok(reply),
-                    Ok(PeerReply::Entry(_)) => Err(Failure::Final(ClusterError::Codec(
-                        "a fetch reply to an operation".into(),
-                    ))),
-                    Err(err) => Err(Failure::Final(err)),
-                },
-                Some(Err(err))
-                    if matches!(err.kind, ErrorKind::NotOwner | ErrorKind::ShuttingDown) =>
-                {
-                    Err(Failure::Retry(err.message))
-                }
-                Some(Err(err)) => Err(Failure::Final(from_remote(err))),
-                None => Err(Failure::Final(ClusterError::Codec("an empty reply".into()))),
+        match self.batchers.execute(peer.rpc_addr, operation).await {
+            Ok(Ok(reply)) => match decode_reply(&reply) {
+                Ok(PeerReply::Client(reply)) => Ok(reply),
+                Ok(PeerReply::Entry(_)) => Err(Failure::Final(ClusterError::Codec(
+                    "a fetch reply to an operation".into(),
+                ))),
+                Err(err) => Err(Failure::Final(err)),
             },
-            // Never connected: the operation surely did not run.
-            Err(err @ TransportError::Unreachable { .. }) => Err(Failure::Retry(err.to_string())),
-            // A node that is stopping refused before running anything.
-            Err(TransportError::Remote(err)) if err.kind == ErrorKind::ShuttingDown => {
+            // Refused before running: the receiver is not the primary in its
+            // view, or it is stopping.
+            Ok(Err(err)) | Err(BatchError::Remote(err))
+                if matches!(err.kind, ErrorKind::NotOwner | ErrorKind::ShuttingDown) =>
+            {
                 Err(Failure::Retry(err.message))
             }
-            Err(TransportError::Remote(err)) => Err(Failure::Final(from_remote(err))),
+            Ok(Err(err)) | Err(BatchError::Remote(err)) => Err(Failure::Final(from_remote(err))),
+            // Never connected: the operation surely did not run.
+            Err(BatchError::Unreachable(reason)) => Err(Failure::Retry(reason)),
             // A timeout is ambiguous for a write; report it rather than run it twice.
-            Err(err) => Err(Failure::Final(ClusterError::Unavailable(err.to_string()))),
+            Err(BatchError::Failed(reason)) => {
+                Err(Failure::Final(ClusterError::Unavailable(reason)))
+            }
         }
     }
 
