@@ -19,7 +19,8 @@ Usage: cargo xtask bench [NAME] [--smoke] [--quick] [-- <criterion args>]
 Runs the criterion benchmarks, then prints each measured function against its baseline
 (both measured in the same run) and the target ratio.
 
-  NAME       only this benchmark: ring (P10), store (P1) or typed (P2); default: all
+  NAME       only this benchmark: ring (P10), store (P1), typed (P2) or cluster (P4, P5);
+             default: all
   --smoke    run each benchmark once without timing (criterion's --test), print no table;
              this is what CI runs so the benchmarks never rot
   --quick    shorthand for `-- --warm-up-time 1 --measurement-time 2`
@@ -31,8 +32,8 @@ Runs the criterion benchmarks, then prints each measured function against its ba
 struct Bench {
     /// The `[[bench]]` name, also the name accepted on the command line.
     name: &'static str,
-    /// The criterion group it measures, also accepted on the command line.
-    group: &'static str,
+    /// The criterion groups it measures, also accepted on the command line.
+    groups: &'static [&'static str],
     /// The package that owns it.
     package: &'static str,
 }
@@ -40,17 +41,22 @@ struct Bench {
 const BENCHES: &[Bench] = &[
     Bench {
         name: "ring",
-        group: "P10",
+        groups: &["P10"],
         package: "hive-ring",
     },
     Bench {
         name: "store",
-        group: "P1",
+        groups: &["P1"],
         package: "hive-store",
     },
     Bench {
         name: "typed",
-        group: "P2",
+        groups: &["P2"],
+        package: "hive",
+    },
+    Bench {
+        name: "cluster",
+        groups: &["P4", "P5"],
         package: "hive",
     },
 ];
@@ -82,6 +88,9 @@ const RATIOS: &[Ratio] = &[
     Ratio { id: "P1", what: "set, 2 threads, vs Mutex<HashMap>", measured: "P1/set/hive_store/2t", baseline: "P1/set/mutex_hashmap/2t", target: None },
     Ratio { id: "P2", what: "typed get vs DashMap + rmp-serde", measured: "P2/get/value_store", baseline: "P2/get/baseline", target: Some(1.3) },
     Ratio { id: "P2", what: "typed set vs DashMap + rmp-serde", measured: "P2/set/value_store", baseline: "P2/set/baseline", target: Some(1.3) },
+    Ratio { id: "P4", what: "forwarded get, sequential, vs gRPC echo", measured: "P4/forwarded_get", baseline: "P4/grpc_echo", target: Some(1.2) },
+    Ratio { id: "P5", what: "forwarded get, 64 in flight, vs echo (time/op)", measured: "P5/forwarded_get/64", baseline: "P5/grpc_echo/64", target: Some(0.5) },
+    Ratio { id: "P5", what: "forwarded get, 256 in flight, vs echo (time/op)", measured: "P5/forwarded_get/256", baseline: "P5/grpc_echo/256", target: Some(0.5) },
 ];
 
 /// Criterion options behind `--quick`.
@@ -116,7 +125,11 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
 
     let dir = criterion_dir();
     let results = read_results(&dir)?;
-    let groups: Vec<&str> = options.selected.iter().map(|&i| BENCHES[i].group).collect();
+    let groups: Vec<&str> = options
+        .selected
+        .iter()
+        .flat_map(|&i| BENCHES[i].groups.iter().copied())
+        .collect();
     let ratios: Vec<&Ratio> = RATIOS.iter().filter(|r| groups.contains(&r.id)).collect();
     let rows = rows(&ratios, &results);
 
@@ -157,11 +170,13 @@ fn parse_args(args: &[String]) -> anyhow::Result<Option<Options>> {
                 }
                 let index = BENCHES
                     .iter()
-                    .position(|b| b.name == name || b.group.eq_ignore_ascii_case(name))
+                    .position(|b| {
+                        b.name == name || b.groups.iter().any(|g| g.eq_ignore_ascii_case(name))
+                    })
                     .with_context(|| {
                         let known: Vec<String> = BENCHES
                             .iter()
-                            .map(|b| format!("{} ({})", b.name, b.group))
+                            .map(|b| format!("{} ({})", b.name, b.groups.join(", ")))
                             .collect();
                         format!("unknown benchmark `{name}`; known: {}", known.join(", "))
                     })?;
@@ -355,7 +370,7 @@ fn hints(rows: &[Row<'_>], results: &BTreeMap<String, f64>) -> Vec<String> {
         if found.is_empty() {
             let bench = BENCHES
                 .iter()
-                .find(|b| b.group == group)
+                .find(|b| b.groups.contains(&group))
                 .map_or("", |b| b.name);
             let _ = write!(
                 hint,
@@ -637,7 +652,10 @@ mod tests {
     #[test]
     fn every_ratio_belongs_to_a_benchmark() {
         for ratio in RATIOS {
-            assert!(BENCHES.iter().any(|b| b.group == ratio.id), "{ratio:?}");
+            assert!(
+                BENCHES.iter().any(|b| b.groups.contains(&ratio.id)),
+                "{ratio:?}"
+            );
             for id in [ratio.measured, ratio.baseline] {
                 assert!(id.starts_with(&format!("{}/", ratio.id)), "{ratio:?}");
             }
