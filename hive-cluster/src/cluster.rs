@@ -118,7 +118,10 @@ impl Cluster {
             roster.clone(),
             events,
             stop.clone(),
-            config.rebalance_debounce,
+            Timing {
+                debounce: config.rebalance_debounce,
+                tombstone_retention: config.tombstone_retention,
+            },
             view,
         ));
         tracing::info!(node = %config.node_id, %gossip_addr, %rpc_addr, "cluster node started");
@@ -276,21 +279,35 @@ impl ClusterHandle {
     }
 }
 
-/// The driver: one loop over membership events, the debounce timer and the
-/// running rebalance.
+/// The driver's clocks.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    debounce: Duration,
+    tombstone_retention: Duration,
+}
+
+/// The driver: one loop over membership events, the debounce timer, the
+/// running rebalance, and tombstone collection.
 async fn drive(
     shared: Arc<Shared<GrpcClient>>,
     roster: Arc<RwLock<BTreeMap<String, MemberReport>>>,
     mut events: Events,
     stop: CancellationToken,
-    debounce: Duration,
+    timing: Timing,
     mut settled: Arc<View>,
 ) {
+    let debounce = timing.debounce;
     let mut due: Option<tokio::time::Instant> = None;
     let mut running = None;
+    let mut collect =
+        tokio::time::interval((timing.tombstone_retention / 4).max(Duration::from_millis(10)));
+    collect.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
+            _ = collect.tick(), if running.is_none() && due.is_none() => {
+                collect_tombstones(&shared, timing.tombstone_retention);
+            }
             event = events.recv() => {
                 let Some(event) = event else { return };
                 let view = apply_event(&shared.view(), &roster, event);
@@ -323,6 +340,22 @@ async fn drive(
                 }
             }
         }
+    }
+}
+
+/// Drops tombstones older than `retention` (spec: cluster.md G5): by then every
+/// owner has them and no transfer still carries an older copy.
+fn collect_tombstones(shared: &Shared<GrpcClient>, retention: Duration) {
+    if shared.rebalance_pending.load(Ordering::Relaxed) != 0 {
+        return;
+    }
+    let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+    let cutoff_ms = shared.store.now_ms().saturating_sub(retention_ms);
+    let dropped = shared
+        .store
+        .purge_tombstones(hive_store::Version::at_ms(cutoff_ms));
+    if dropped > 0 {
+        tracing::debug!(node = %shared.id, dropped, "tombstones collected");
     }
 }
 

@@ -34,4 +34,9 @@ pub struct ClusterConfig {
     pub rebalance_debounce: Duration,
     /// Deadline of one client operation, retries included.
     pub request_timeout: Duration,
+    /// How long a tombstone is kept. Every live owner has it once the delete is
+    /// acknowledged (replication is synchronous); it must outlive what could
+    /// still carry an older copy: rebalance transfers and catch-up fetches.
+    /// Collected only while no rebalance is pending.
+    pub tombstone_retention: Duration,
 }

@@ -25,6 +25,15 @@ impl Version {
     /// The version below every stamped one.
     pub const ZERO: Version = Version { hlc: 0, node: 0 };
 
+    /// Returns the lowest version stamped at Unix time `ms` (for cut-offs such
+    /// as "tombstones older than a minute").
+    pub fn at_ms(ms: u64) -> Version {
+        Version {
+            hlc: ms.saturating_mul(1 << LOGICAL_BITS),
+            node: 0,
+        }
+    }
+
     /// Returns the physical part of the stamp, in Unix milliseconds.
     pub fn physical_ms(self) -> u64 {
         self.hlc >> LOGICAL_BITS
@@ -74,6 +83,8 @@ mod tests {
         let c = hlc.tick(900);
         assert!(a < b && b < c);
         assert_eq!(Version { hlc: a, node: 0 }.physical_ms(), 1_000);
+        assert!(Version::at_ms(1_000) <= Version { hlc: a, node: 0 });
+        assert!(Version::at_ms(1_001) > Version { hlc: c, node: 0 });
     }
 
     #[test]

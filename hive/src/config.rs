@@ -71,6 +71,9 @@ pub struct Config {
     /// Deadline of one operation, forwarding and replication included (cluster
     /// mode); past it the operation fails with `Unavailable`.
     pub request_timeout: Duration,
+    /// How long a deleted or expired key's tombstone is kept (cluster mode): long
+    /// enough that no rebalance or catch-up can still bring an older copy.
+    pub tombstone_retention: Duration,
     /// Longest key in bytes, namespace prefix of the typed stores included.
     pub max_key_bytes: usize,
     /// Longest value, field value, element or member in bytes (encoded size).
@@ -98,6 +101,7 @@ impl Default for Config {
             gossip_preset: GossipPreset::Lan,
             join_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
+            tombstone_retention: Duration::from_secs(120),
             max_key_bytes: limits.max_key_len,
             max_value_bytes: limits.max_value_len,
         }

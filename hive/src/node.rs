@@ -211,6 +211,7 @@ fn cluster_config(config: &Config, id: &str) -> Result<ClusterConfig> {
         join_timeout: config.join_timeout,
         rebalance_debounce: config.rebalance_debounce,
         request_timeout: config.request_timeout,
+        tombstone_retention: config.tombstone_retention,
     })
 }
 

@@ -470,3 +470,41 @@ async fn a_ttl_set_through_one_node_expires_through_another() {
     assert_eq!(reader.get("k").await, Err(Error::NotFound));
     assert_eq!(members.smembers("s").await, Ok(vec!["stays".to_owned()]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g5_tombstones_are_collected_once_nothing_can_bring_an_older_copy() {
+    // Spec: cluster.md G5 — tombstones stay until every owner has them, then go.
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let seeds: Vec<&Node> = nodes.iter().collect();
+        let config = Config {
+            tombstone_retention: Duration::from_millis(300),
+            ..config(&seeds, 2)
+        };
+        nodes.push(Node::start(config).await.unwrap());
+    }
+    settle(&nodes).await;
+    let values = ValueStore::<u64>::new(&nodes[0].cache(), "gc");
+    for i in 0..50u64 {
+        values.set(&format!("k{i}"), &i).await.unwrap();
+    }
+    for i in 0..50u64 {
+        values.del(&format!("k{i}")).await.unwrap();
+    }
+    assert!(nodes.iter().all(|node| node.status().keys == 0));
+    assert!(
+        nodes.iter().all(|node| node.status().memory_bytes > 0),
+        "tombstones are held at first"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while nodes.iter().any(|node| node.status().memory_bytes > 0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        nodes.iter().all(|node| node.status().memory_bytes == 0),
+        "tombstones collected"
+    );
+    for i in 0..50u64 {
+        assert_eq!(values.get(&format!("k{i}")).await, Err(Error::NotFound));
+    }
+}
