@@ -508,3 +508,40 @@ async fn g5_tombstones_are_collected_once_nothing_can_bring_an_older_copy() {
         assert_eq!(values.get(&format!("k{i}")).await, Err(Error::NotFound));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_settings_of_api_md_form_a_cluster_and_detect_a_crash() {
+    // Exactly the fields api.md's example sets; everything else default (the
+    // LAN gossip preset, 1 s gossip interval).
+    let start = async |seeds: Vec<String>| {
+        Node::start(Config {
+            mode: Mode::Cluster,
+            bind_addr: "127.0.0.1".into(),
+            bind_port: 0,
+            seeds,
+            replication_factor: 2,
+            ..Default::default()
+        })
+        .await
+        .expect("node starts")
+    };
+    let first = start(vec![]).await;
+    let seed = first.gossip_addr().unwrap().to_string();
+    let second = start(vec![seed.clone()]).await;
+    let third = start(vec![seed]).await;
+    for node in [&first, &second, &third] {
+        node.wait_ready(3, Duration::from_secs(30)).await.unwrap();
+    }
+    let values = ValueStore::<u32>::new(&first.cache(), "defaults");
+    for i in 0..50 {
+        values.set(&format!("k{i}"), &i).await.unwrap();
+    }
+    drop(third);
+    for node in [&first, &second] {
+        node.wait_ready(2, Duration::from_secs(30)).await.unwrap();
+    }
+    let reader = ValueStore::<u32>::new(&second.cache(), "defaults");
+    for i in 0..50 {
+        assert_eq!(reader.get(&format!("k{i}")).await, Ok(i));
+    }
+}
