@@ -22,6 +22,8 @@ mod cluster;
 mod config;
 mod error;
 mod node;
+#[cfg(test)]
+mod partition_tests;
 mod plan;
 mod rebalance;
 mod view;

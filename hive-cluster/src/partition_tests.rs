@@ -1,0 +1,201 @@
+//! Scenario: a partition splits the cluster, both sides keep serving, the
+//! partition heals, and every node converges to one value per key, the one
+//! with the greatest version (spec: cluster.md G7).
+//!
+//! The links are really cut (the in-memory transport drops every call across
+//! them); membership is simulated by giving each side a view of itself, as
+//! failure detection would, and the full view again after the heal, as the
+//! rejoin would. Healing itself is the ordinary rebalance: each node sends the
+//! keys it owned to the owners that were on the other side, and the receivers
+//! keep the newer version.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hive_store::{ExportedEntry, Op, Reply, Store, StoreConfig};
+use hive_transport::{
+    MemoryClient, MemoryNetwork, MemoryServer, PeerClient, TransportError, TransportOptions,
+};
+
+use crate::node::{Handler, Shared};
+use crate::rebalance;
+use crate::view::{Peer, View};
+
+const REPLICATION: usize = 2;
+
+struct TestNode {
+    shared: Arc<Shared<MemoryClient>>,
+    _server: MemoryServer,
+}
+
+fn addr(n: u8) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, n], 7000))
+}
+
+fn peer(n: u8) -> Peer {
+    Peer {
+        id: format!("node-{n}"),
+        rpc_addr: addr(n),
+        vnodes: 100,
+    }
+}
+
+fn view_of(members: &[u8]) -> View {
+    members
+        .iter()
+        .fold(View::new(REPLICATION), |view, &n| view.with(peer(n)))
+}
+
+fn start(network: &MemoryNetwork, n: u8) -> TestNode {
+    let store = Arc::new(Store::new(StoreConfig {
+        tombstones: true,
+        node_tag: u64::from(n),
+        ..StoreConfig::default()
+    }));
+    let client = network.client(addr(n), TransportOptions::default());
+    let shared = Arc::new(Shared::new(
+        format!("node-{n}"),
+        store,
+        client,
+        View::new(REPLICATION),
+        Duration::from_secs(2),
+        Duration::ZERO,
+    ));
+    let server = network
+        .serve(
+            addr(n),
+            Handler(shared.clone()),
+            TransportOptions::default(),
+        )
+        .expect("serves");
+    TestNode {
+        shared,
+        _server: server,
+    }
+}
+
+fn set(value: &str) -> Op {
+    Op::Set {
+        value: Bytes::copy_from_slice(value.as_bytes()),
+        ttl_ms: None,
+    }
+}
+
+/// Returns every owner's copy of `key` under `view`.
+fn copies(nodes: &[TestNode], view: &View, key: &[u8]) -> Vec<Option<ExportedEntry>> {
+    view.owners(key)
+        .iter()
+        .map(|id| {
+            let node = nodes
+                .iter()
+                .find(|node| node.shared.id == **id)
+                .expect("an owner");
+            node.shared.store.export(key).expect("exports")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn g7_after_a_partition_heals_every_node_converges_to_the_newest_version() {
+    let network = MemoryNetwork::new();
+    let nodes: Vec<TestNode> = (1..=4).map(|n| start(&network, n)).collect();
+    let everyone = [1, 2, 3, 4];
+    let (left, right) = ([1, 2], [3, 4]);
+    for node in &nodes {
+        node.shared.set_view(view_of(&everyone));
+    }
+    let keys: Vec<Vec<u8>> = (0..200).map(|i| format!("key-{i}").into_bytes()).collect();
+    for key in &keys {
+        nodes[0]
+            .shared
+            .execute(key, set("before"))
+            .await
+            .expect("written before the split");
+    }
+
+    // The split: calls across it fail, and each side sees only itself.
+    for a in left {
+        for b in right {
+            network.cut(addr(a), addr(b));
+        }
+    }
+    let (left_view, right_view) = (view_of(&left), view_of(&right));
+    for (i, node) in nodes.iter().enumerate() {
+        node.shared.set_view(if i < 2 {
+            left_view.clone()
+        } else {
+            right_view.clone()
+        });
+    }
+    // Both sides keep serving: every key has owners on each side now. Some
+    // keys are written on one side only, some on both (the right side later).
+    for (i, key) in keys.iter().enumerate() {
+        if i % 3 != 2 {
+            let reply = nodes[0]
+                .shared
+                .execute(key, set(&format!("left-{i}")))
+                .await;
+            assert_eq!(reply.expect("the left side serves"), Reply::Unit);
+        }
+    }
+    for (i, key) in keys.iter().enumerate() {
+        if i % 3 != 0 {
+            let reply = nodes[3]
+                .shared
+                .execute(key, set(&format!("right-{i}")))
+                .await;
+            assert_eq!(reply.expect("the right side serves"), Reply::Unit);
+        }
+    }
+    // Across the cut nothing gets through.
+    let across = nodes[0]
+        .shared
+        .client
+        .status(addr(3), Duration::from_millis(100))
+        .await;
+    assert!(
+        matches!(across, Err(TransportError::Unreachable { .. })),
+        "{across:?}"
+    );
+
+    // The heal: links back, everyone sees everyone, and data moves as after any
+    // membership change.
+    network.heal_all();
+    let full = view_of(&everyone);
+    for (i, node) in nodes.iter().enumerate() {
+        let old = if i < 2 { &left_view } else { &right_view };
+        node.shared.set_view(full.clone());
+        rebalance::run(&node.shared, old, &full)
+            .await
+            .expect("the heal transfers");
+    }
+
+    for (i, key) in keys.iter().enumerate() {
+        let copies = copies(&nodes, &full, key);
+        let first = copies[0].clone().expect("the key survives");
+        assert!(
+            copies.iter().all(|copy| copy.as_ref() == Some(&first)),
+            "{i}: owners disagree: {copies:?}"
+        );
+        // Last writer wins: the right side wrote last where both sides wrote.
+        let expected = match i % 3 {
+            0 => format!("left-{i}"),
+            _ => format!("right-{i}"),
+        };
+        for node in &nodes {
+            let reply = node
+                .shared
+                .execute(key, Op::Get)
+                .await
+                .expect("reads after the heal");
+            assert_eq!(
+                reply,
+                Reply::Bytes(Bytes::from(expected.clone())),
+                "key-{i} through {}",
+                node.shared.id
+            );
+        }
+    }
+}
