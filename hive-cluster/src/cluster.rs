@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hive_membership::{
     Events, MemberInfo, MemberState, Membership, MembershipConfig, MembershipEvent, NodeMeta,
@@ -195,10 +195,16 @@ impl Cluster {
     }
 
     /// Waits until [`Cluster::is_ready`] or `timeout`; `Unavailable` on timeout.
+    /// Woken by every change of the view or of the rebalance state, not by
+    /// polling.
     pub async fn wait_ready(&self, members: usize, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut changes = self.shared.changes();
         while !self.is_ready(members) {
-            if Instant::now() >= deadline {
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
                 return Err(ClusterError::Unavailable(format!(
                     "{} of {members} members alive, rebalance {} after {timeout:?}",
                     self.shared.view().len(),
@@ -209,7 +215,6 @@ impl Cluster {
                     }
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(())
     }
@@ -328,6 +333,7 @@ async fn drive(
                 match result {
                     Ok(()) => {
                         shared.settled_epoch.store(target.epoch(), Ordering::Release);
+                        shared.notify();
                         settled = target;
                         if shared.view().epoch() != settled.epoch() && due.is_none() {
                             due = Some(tokio::time::Instant::now());

@@ -78,6 +78,9 @@ pub(crate) struct Shared<C> {
     pub(crate) rebalance_pending: AtomicU64,
     /// Epoch of the last view whose rebalance finished.
     pub(crate) settled_epoch: AtomicU64,
+    /// Bumped whenever the view, the settled epoch or the pending count
+    /// changes, so readiness can be awaited instead of polled.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl<C: PeerClient> Shared<C> {
@@ -101,7 +104,19 @@ impl<C: PeerClient> Shared<C> {
             stopping: AtomicBool::new(false),
             rebalance_pending: AtomicU64::new(0),
             settled_epoch: AtomicU64::new(0),
+            changes: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Tells readiness waiters that something they watch changed.
+    pub(crate) fn notify(&self) {
+        self.changes
+            .send_modify(|generation| *generation = generation.wrapping_add(1));
+    }
+
+    /// Returns a receiver that wakes on every [`Shared::notify`].
+    pub(crate) fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     pub(crate) fn view(&self) -> Arc<View> {
@@ -113,6 +128,7 @@ impl<C: PeerClient> Shared<C> {
         let view = Arc::new(view);
         let replaced = std::mem::replace(&mut *self.view.write(), view.clone());
         self.remember(replaced);
+        self.notify();
         view
     }
 

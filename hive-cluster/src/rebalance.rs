@@ -76,6 +76,7 @@ pub(crate) async fn run<C: PeerClient>(
         }
     }
     shared.rebalance_pending.store(0, Ordering::Relaxed);
+    shared.notify();
     if failed.is_empty() {
         Ok(())
     } else {

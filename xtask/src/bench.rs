@@ -19,8 +19,8 @@ Usage: cargo xtask bench [NAME] [--smoke] [--quick] [-- <criterion args>]
 Runs the criterion benchmarks, then prints each measured function against its baseline
 (both measured in the same run) and the target ratio.
 
-  NAME       only this benchmark: ring (P10), store (P1), typed (P2) or cluster (P4, P5);
-             default: all
+  NAME       only this benchmark: ring (P10), store (P1), typed (P2), cluster (P4, P5)
+             or rebalance (P8); default: all
   --smoke    run each benchmark once without timing (criterion's --test), print no table;
              this is what CI runs so the benchmarks never rot
   --quick    shorthand for `-- --warm-up-time 1 --measurement-time 2`
@@ -59,6 +59,11 @@ const BENCHES: &[Bench] = &[
         groups: &["P4", "P5"],
         package: "hive",
     },
+    Bench {
+        name: "rebalance",
+        groups: &["P8"],
+        package: "hive",
+    },
 ];
 
 /// One comparison of the table: `measured` mean time divided by `baseline` mean time.
@@ -91,6 +96,7 @@ const RATIOS: &[Ratio] = &[
     Ratio { id: "P4", what: "forwarded get, sequential, vs gRPC echo", measured: "P4/forwarded_get", baseline: "P4/grpc_echo", target: Some(1.2) },
     Ratio { id: "P5", what: "forwarded get, 64 in flight, vs echo (time/op)", measured: "P5/forwarded_get/64", baseline: "P5/grpc_echo/64", target: Some(0.5) },
     Ratio { id: "P5", what: "forwarded get, 256 in flight, vs echo (time/op)", measured: "P5/forwarded_get/256", baseline: "P5/grpc_echo/256", target: Some(0.5) },
+    Ratio { id: "P8", what: "join rebalance vs bare transfer stream (time)", measured: "P8/join_rebalance", baseline: "P8/bare_stream", target: Some(2.0) },
 ];
 
 /// Criterion options behind `--quick`.

@@ -1,0 +1,200 @@
+//! P8 (spec: performance.md): a third node joins a 2-node cluster holding
+//! `HIVE_P8_KEYS` keys (default 100 000; the spec's figure is 1 M) of 100-byte
+//! values, one copy each; measured from the join until every node reports the
+//! rebalance settled. The baseline, in the same run, streams as many entries of
+//! the same size as the join moved through the same transfer stream
+//! (`hive-transport`, same batch size and window) to a peer that only
+//! acknowledges: the loopback rate of the stream itself.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use hive::{Config, GossipPreset, Mode, Node, ValueStore};
+use hive_transport::{
+    Entry, ErrorKind, ExecuteRequest, ExecuteResponse, GrpcClient, GrpcServer, PeerClient,
+    PeerHandler, PeerStatus, RemoteError, ReplicateRequest, ReplicateResponse, TransferAck,
+    TransferBatch, TransportOptions,
+};
+
+const VALUE_LEN: usize = 100;
+/// Entries per transfer batch, as the rebalance sends them.
+const BATCH: usize = 256;
+
+fn keys() -> u64 {
+    std::env::var("HIVE_P8_KEYS")
+        .ok()
+        .and_then(|keys| keys.parse().ok())
+        .unwrap_or(100_000)
+}
+
+fn config(seeds: &[&Node]) -> Config {
+    Config {
+        mode: Mode::Cluster,
+        bind_addr: "127.0.0.1".into(),
+        bind_port: 0,
+        seeds: seeds
+            .iter()
+            .filter_map(|node| node.gossip_addr())
+            .map(|a| a.to_string())
+            .collect(),
+        gossip_preset: GossipPreset::Local,
+        gossip_interval: Duration::from_millis(50),
+        rebalance_debounce: Duration::from_millis(20),
+        request_timeout: Duration::from_secs(30),
+        ..Config::default()
+    }
+}
+
+/// Loads a 2-node cluster, joins a third node, and returns how long the
+/// rebalance took and how many keys moved to the newcomer.
+async fn join_once(keys: u64) -> (Duration, u64) {
+    let first = Node::start(config(&[])).await.unwrap();
+    let second = Node::start(config(&[&first])).await.unwrap();
+    for node in [&first, &second] {
+        node.wait_ready(2, Duration::from_secs(30)).await.unwrap();
+    }
+    let value = vec![7u8; VALUE_LEN];
+    let loaders: Vec<_> = (0..256u64)
+        .map(|task| {
+            let store = ValueStore::<Vec<u8>>::new(&first.cache(), "p8");
+            let value = value.clone();
+            tokio::spawn(async move {
+                for key in (task..keys).step_by(256) {
+                    store.set(&format!("key-{key:08}"), &value).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for loader in loaders {
+        loader.await.unwrap();
+    }
+    let started = Instant::now();
+    let third = Node::start(config(&[&first, &second])).await.unwrap();
+    for node in [&first, &second, &third] {
+        node.wait_ready(3, Duration::from_secs(300)).await.unwrap();
+    }
+    let took = started.elapsed();
+    let moved = third.status().keys;
+    for node in [third, second, first] {
+        node.shutdown().await.unwrap();
+    }
+    (took, moved)
+}
+
+/// Acknowledges every batch without storing anything.
+#[derive(Debug)]
+struct Sink;
+
+impl PeerHandler for Sink {
+    async fn execute(&self, _: ExecuteRequest) -> Result<ExecuteResponse, RemoteError> {
+        Ok(ExecuteResponse {
+            results: Vec::new(),
+        })
+    }
+    async fn replicate(&self, _: ReplicateRequest) -> Result<ReplicateResponse, RemoteError> {
+        Ok(ReplicateResponse {
+            results: Vec::new(),
+        })
+    }
+    async fn transfer(&self, batch: TransferBatch) -> Result<TransferAck, RemoteError> {
+        Ok(TransferAck {
+            sequence: batch.sequence,
+            applied: batch.entries.len() as u32,
+            error: None,
+        })
+    }
+    async fn status(&self) -> Result<PeerStatus, RemoteError> {
+        Err(RemoteError::new(ErrorKind::Unavailable, "sink only"))
+    }
+}
+
+/// Streams `entries` entries like a rebalance's to a sink; returns the time.
+async fn stream_once(client: &GrpcClient, sink: SocketAddr, entries: u64) -> Duration {
+    // A 100-byte value is about 103 bytes of MessagePack in an entry payload.
+    let entry = |i: u64| Entry {
+        key: Bytes::from(format!("p8:v:key-{i:08}")),
+        hlc: i,
+        node: 1,
+        ttl_ms: None,
+        payload: Bytes::from(vec![7u8; VALUE_LEN + 4]),
+        tombstone: false,
+    };
+    let started = Instant::now();
+    let mut stream = client
+        .transfer(sink, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let mut sequence = 0;
+    let mut next = 0;
+    while next < entries {
+        let end = (next + BATCH as u64).min(entries);
+        let batch = TransferBatch {
+            from_node: "bench".into(),
+            view: 1,
+            sequence,
+            entries: (next..end).map(entry).collect(),
+            last: end == entries,
+        };
+        stream.send(batch).await.unwrap();
+        sequence += 1;
+        next = end;
+    }
+    stream.finish().await.unwrap();
+    started.elapsed()
+}
+
+fn p8(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let keys = keys();
+    let options = TransportOptions::default();
+    let sink = runtime
+        .block_on(GrpcServer::bind(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            Sink,
+            options.clone(),
+        ))
+        .unwrap();
+    let sink_addr = sink.local_addr();
+    let client = GrpcClient::new(options);
+    // How many keys a join moves, to stream as many in the baseline.
+    let (_, moved) = runtime.block_on(join_once(keys));
+
+    let mut group = c.benchmark_group("P8");
+    group.sample_size(10);
+    group.bench_function("bare_stream", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += stream_once(&client, sink_addr, moved).await;
+                }
+                total
+            })
+        })
+    });
+    group.bench_function("join_rebalance", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += join_once(keys).await.0;
+                }
+                total
+            })
+        })
+    });
+    group.finish();
+    println!("P8: {keys} keys in the cluster, {moved} moved to the joining node per run");
+    runtime.block_on(async {
+        let _ = sink.shutdown().await;
+    });
+}
+
+criterion_group!(benches, p8);
+criterion_main!(benches);
