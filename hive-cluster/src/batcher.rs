@@ -65,6 +65,15 @@ struct PeerQueue {
     busy: Arc<AtomicUsize>,
 }
 
+/// Marks one direct request to a peer as in flight while it lives.
+struct Busy<'a>(&'a AtomicUsize);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// The per-peer queues and the tasks that drain them.
 #[derive(Debug)]
 pub(crate) struct Batchers<C> {
@@ -111,8 +120,9 @@ impl<C: PeerClient> Batchers<C> {
                 view: 0,
                 ops: vec![operation],
             };
+            // Released when this call ends, even if the caller gives up on it.
+            let _busy = Busy(&queue.busy);
             let response = self.client.execute(peer, request, self.timeout).await;
-            queue.busy.fetch_sub(1, Ordering::AcqRel);
             let mut results = response.map_err(BatchError::from)?.results;
             return match (results.pop(), results.is_empty()) {
                 (Some(result), true) => Ok(result),

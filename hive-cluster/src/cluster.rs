@@ -224,24 +224,31 @@ impl Cluster {
     /// meanwhile, then stops every task.
     pub async fn shutdown(mut self) -> Result<()> {
         let shared = self.shared.clone();
+        // No driver from here on: its rebalances would race the hand-off.
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
         let current = shared.view();
         let without = current.without(&shared.id);
-        if !without.is_empty()
-            && let Err(reason) = rebalance::run(&shared, &current, &without).await
-        {
-            tracing::warn!(node = %shared.id, %reason, "hand-off before leaving incomplete");
-        }
+        // 1. Stop being a primary: client operations are forwarded to the new
+        //    owners (retried until they see this node leave), and replicas and
+        //    transfers are refused. Nothing is written here any more, so what
+        //    is handed off below is final; until then this node still answers
+        //    the new owners' fetches for keys they have not received (their
+        //    catch-up), so they build on the latest state.
+        shared.start_leaving();
+        shared.set_view(without.clone());
+        // 2. Leave: the others route every key to its new owners.
         if let Some(membership) = &self.membership
             && let Err(err) = membership.leave(Duration::from_secs(2)).await
         {
             tracing::warn!(node = %shared.id, %err, "leave not confirmed");
         }
-        // From now on this node routes every key to the others.
-        shared.set_view(without.clone());
+        // 3. Hand everything off, dropping each copy its receivers confirmed.
         if !without.is_empty()
             && let Err(reason) = rebalance::run(&shared, &current, &without).await
         {
-            tracing::warn!(node = %shared.id, %reason, "final hand-off incomplete");
+            tracing::warn!(node = %shared.id, %reason, "hand-off incomplete");
         }
         self.stop_tasks().await;
         Ok(())
@@ -315,9 +322,13 @@ async fn drive(
             }
             event = events.recv() => {
                 let Some(event) = event else { return };
-                let view = apply_event(&shared.view(), &roster, event);
-                shared.set_view(view);
-                due = Some(tokio::time::Instant::now() + debounce);
+                // An event that changes no member (memberlist also reports the
+                // members it already knew) neither moves data nor makes this
+                // node forget where keys were before.
+                if let Some(view) = apply_event(&shared.view(), &roster, event) {
+                    shared.set_view(view);
+                    due = Some(tokio::time::Instant::now() + debounce);
+                }
             }
             () = sleep_until(due), if due.is_some() && running.is_none() => {
                 due = None;
@@ -371,28 +382,30 @@ async fn sleep_until(due: Option<tokio::time::Instant>) {
     }
 }
 
-/// Returns the view after `event`, and records the member's state.
+/// Returns the view after `event` (`None` if the members did not change), and
+/// records the member's state.
 fn apply_event(
     view: &View,
     roster: &RwLock<BTreeMap<String, MemberReport>>,
     event: MembershipEvent,
-) -> View {
+) -> Option<View> {
     match event {
         MembershipEvent::Joined(member) | MembershipEvent::Updated(member) => {
             roster.write().insert(member.id.clone(), report_of(&member));
-            view.with(peer_of(&member))
+            let peer = peer_of(&member);
+            (view.peer(&peer.id) != Some(&peer)).then(|| view.with(peer))
         }
         MembershipEvent::Left(id) => {
             if let Some(report) = roster.write().get_mut(&id) {
                 report.state = MemberState::Left;
             }
-            view.without(&id)
+            view.contains(&id).then(|| view.without(&id))
         }
         MembershipEvent::Failed(id) => {
             if let Some(report) = roster.write().get_mut(&id) {
                 report.state = MemberState::Dead;
             }
-            view.without(&id)
+            view.contains(&id).then(|| view.without(&id))
         }
     }
 }

@@ -31,8 +31,9 @@ use crate::wire::{
 /// unreachable primary.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
-/// At most this many earlier views are remembered for catching up.
-const REMEMBERED_VIEWS: usize = 4;
+/// At most this many earlier views are remembered for catching up (views whose
+/// window has passed are forgotten first; equal member sets are kept once).
+const REMEMBERED_VIEWS: usize = 16;
 
 /// Why one attempt at an operation failed.
 enum Failure {
@@ -74,6 +75,9 @@ pub(crate) struct Shared<C> {
     catch_up_window: Duration,
     pub(crate) request_timeout: Duration,
     stopping: AtomicBool,
+    /// Set while this node hands its data off to leave: it accepts no more
+    /// replicas or transfers (they would be lost with it).
+    leaving: AtomicBool,
     /// Key copies still to send in the current rebalance.
     pub(crate) rebalance_pending: AtomicU64,
     /// Epoch of the last view whose rebalance finished.
@@ -102,6 +106,7 @@ impl<C: PeerClient> Shared<C> {
             catch_up_window,
             request_timeout,
             stopping: AtomicBool::new(false),
+            leaving: AtomicBool::new(false),
             rebalance_pending: AtomicU64::new(0),
             settled_epoch: AtomicU64::new(0),
             changes: tokio::sync::watch::Sender::new(0),
@@ -139,7 +144,7 @@ impl<C: PeerClient> Shared<C> {
         }
         let now = Instant::now();
         let mut earlier = self.earlier.write();
-        earlier.retain(|earlier| earlier.until > now);
+        earlier.retain(|earlier| earlier.until > now && !same_members(&earlier.view, &view));
         earlier.push(Earlier {
             view,
             until: now + self.catch_up_window,
@@ -156,6 +161,18 @@ impl<C: PeerClient> Shared<C> {
 
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Marks this node as leaving: replicas and transfers are refused from now.
+    pub(crate) fn start_leaving(&self) {
+        self.leaving.store(true, Ordering::Release);
+    }
+
+    /// Returns the refusal for work arriving at a node that is leaving or
+    /// stopping: `NotOwner`, meaning nothing ran, so the sender may retry.
+    fn refusal(&self) -> Option<RemoteError> {
+        (self.is_stopping() || self.leaving.load(Ordering::Acquire))
+            .then(|| RemoteError::new(ErrorKind::NotOwner, format!("{} is leaving", self.id)))
     }
 
     /// Runs a client operation wherever its key's primary is.
@@ -323,16 +340,23 @@ impl<C: PeerClient> Shared<C> {
                 ))),
                 Err(err) => Err(Failure::Final(err)),
             },
-            // Refused before running: the receiver is not the primary in its
-            // view, or it is stopping.
+            // Refused before anything ran (not the primary in its view, or
+            // leaving): safe to retry, even a write.
+            Ok(Err(err)) | Err(BatchError::Remote(err)) if err.kind == ErrorKind::NotOwner => {
+                Err(Failure::Retry(err.message))
+            }
+            // A read may be retried whatever happened; a write only when it
+            // surely did not run, which an interrupted call cannot promise.
             Ok(Err(err)) | Err(BatchError::Remote(err))
-                if matches!(err.kind, ErrorKind::NotOwner | ErrorKind::ShuttingDown) =>
+                if err.kind == ErrorKind::ShuttingDown && !op.is_write() =>
             {
                 Err(Failure::Retry(err.message))
             }
             Ok(Err(err)) | Err(BatchError::Remote(err)) => Err(Failure::Final(from_remote(err))),
-            // Never connected: the operation surely did not run.
-            Err(BatchError::Unreachable(reason)) => Err(Failure::Retry(reason)),
+            Err(BatchError::Unreachable(reason)) if !op.is_write() => Err(Failure::Retry(reason)),
+            Err(BatchError::Unreachable(reason)) => {
+                Err(Failure::Final(ClusterError::Unavailable(reason)))
+            }
             // A timeout is ambiguous for a write; report it rather than run it twice.
             Err(BatchError::Failed(reason)) => {
                 Err(Failure::Final(ClusterError::Unavailable(reason)))
@@ -371,10 +395,12 @@ pub(crate) struct Handler<C>(pub(crate) Arc<Shared<C>>);
 
 impl<C: PeerClient> PeerHandler for Handler<C> {
     async fn execute(&self, request: ExecuteRequest) -> Result<ExecuteResponse, RemoteError> {
+        // A leaving node still serves fetches (new owners catching up); its
+        // view no longer makes it a primary, so client operations get NotOwner.
         if self.0.is_stopping() {
             return Err(RemoteError::new(
-                ErrorKind::ShuttingDown,
-                "the node is shutting down",
+                ErrorKind::NotOwner,
+                format!("{} stopped", self.0.id),
             ));
         }
         let results = join_all(
@@ -388,6 +414,9 @@ impl<C: PeerClient> PeerHandler for Handler<C> {
     }
 
     async fn replicate(&self, request: ReplicateRequest) -> Result<ReplicateResponse, RemoteError> {
+        if let Some(refusal) = self.0.refusal() {
+            return Err(refusal);
+        }
         let results = request
             .entries
             .into_iter()
@@ -397,6 +426,9 @@ impl<C: PeerClient> PeerHandler for Handler<C> {
     }
 
     async fn transfer(&self, batch: TransferBatch) -> Result<TransferAck, RemoteError> {
+        if let Some(refusal) = self.0.refusal() {
+            return Err(refusal);
+        }
         let mut applied = 0;
         for entry in batch.entries {
             apply(&self.0.store, entry)?;
@@ -431,4 +463,9 @@ fn apply(store: &Store, entry: Entry) -> Result<ApplyOutcome, RemoteError> {
         Ok(Applied::Stale) => Ok(ApplyOutcome::Stale),
         Err(err) => Err(to_remote(&ClusterError::Store(err))),
     }
+}
+
+/// Returns true if both views have the same members.
+fn same_members(a: &View, b: &View) -> bool {
+    a.len() == b.len() && a.members().zip(b.members()).all(|(x, y)| x == y)
 }

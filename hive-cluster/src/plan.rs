@@ -7,7 +7,8 @@
 //!   only after every owner applied them), so only newcomers need it;
 //! - of the old owners still alive, the first sends it, so each newcomer gets a
 //!   copy even when the old primary crashed;
-//! - a node that stops owning a key sends it before dropping it and drops it
+//! - a node that stops owning a key sends it to every new owner before
+//!   dropping it (an earlier rebalance may not have finished) and drops it
 //!   only after every receiver confirmed — never on a failed transfer;
 //! - a node holding a key it did not own (a leftover) sends it to every new
 //!   owner: applying is idempotent and keeps the newest version, so extra
@@ -44,8 +45,10 @@ pub fn plan_key(local: &str, key: &[u8], old: &View, new: &View) -> KeyPlan {
     let send_to = match (was_owner, stays) {
         // A leftover copy: every new owner gets it.
         (false, _) => recipients(true),
-        // Leaving the owners: hand it to the newcomers before dropping it.
-        (true, false) => recipients(false),
+        // Leaving the owners: hand it to every new owner before dropping it —
+        // an owner that stayed may not hold it yet if an earlier rebalance
+        // has not finished; applying is idempotent.
+        (true, false) => recipients(true),
         // Staying: the first surviving old owner serves the newcomers.
         (true, true) if first_surviving_old_owner.is_some_and(|owner| *owner == local) => {
             recipients(false)

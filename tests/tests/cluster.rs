@@ -545,3 +545,64 @@ async fn the_default_settings_of_api_md_form_a_cluster_and_detect_a_crash() {
         assert_eq!(reader.get(&format!("k{i}")).await, Ok(i));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g2_a_graceful_leave_under_writes_keeps_every_acknowledged_write() {
+    // Spec: cluster.md G2 — writes keep arriving (through another node) while a
+    // node hands its keys off and leaves; none that was acknowledged is lost,
+    // and fields written before the hand-off stay beside those written during.
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let mut nodes = cluster(3, 1).await;
+    let hashes = HashStore::<u64>::new(&nodes[0].cache(), "g2w");
+    for key in 0..60u64 {
+        hashes
+            .hset(&format!("k{key}"), "before", &key)
+            .await
+            .unwrap();
+    }
+    let running = Arc::new(AtomicBool::new(true));
+    let writer = {
+        let (hashes, running) = (hashes.clone(), running.clone());
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut round = 0u64;
+            while running.load(Ordering::SeqCst) {
+                for key in 0..60u64 {
+                    let field = format!("f{round}");
+                    if hashes
+                        .hset(&format!("k{key}"), &field, &round)
+                        .await
+                        .is_ok()
+                    {
+                        acknowledged.push((key, field, round));
+                    }
+                }
+                round += 1;
+            }
+            acknowledged
+        })
+    };
+    let leaving = nodes.pop().unwrap();
+    leaving.shutdown().await.unwrap();
+    settle(&nodes).await;
+    running.store(false, Ordering::SeqCst);
+    let acknowledged = writer.await.unwrap();
+    assert!(!acknowledged.is_empty());
+    let reader = HashStore::<u64>::new(&nodes[1].cache(), "g2w");
+    for key in 0..60u64 {
+        assert_eq!(
+            reader.hget(&format!("k{key}"), "before").await,
+            Ok(key),
+            "k{key}: the old fields stay"
+        );
+    }
+    for (key, field, round) in acknowledged {
+        assert_eq!(
+            reader.hget(&format!("k{key}"), &field).await,
+            Ok(round),
+            "k{key}.{field}"
+        );
+    }
+}
