@@ -325,6 +325,11 @@ async fn drive(
                 // An event that changes no member (memberlist also reports the
                 // members it already knew) neither moves data nor makes this
                 // node forget where keys were before.
+                match &event {
+                    MembershipEvent::Joined(member) => shared.mark_failed(&member.id, false),
+                    MembershipEvent::Failed(id) => shared.mark_failed(id, true),
+                    _ => {}
+                }
                 if let Some(view) = apply_event(&shared.view(), &roster, event) {
                     shared.set_view(view);
                     due = Some(tokio::time::Instant::now() + debounce);

@@ -15,7 +15,7 @@ use hive_store::{Applied, Op, Reply, Store};
 use hive_transport::{
     ApplyOutcome, Entry, ErrorKind, ExecuteRequest, ExecuteResponse, Operation, PROTOCOL_VERSION,
     PeerClient, PeerHandler, PeerStatus, RemoteError, ReplicateRequest, ReplicateResponse,
-    TransferAck, TransferBatch,
+    TransferAck, TransferBatch, TransportError,
 };
 use parking_lot::RwLock;
 
@@ -73,6 +73,8 @@ pub(crate) struct Shared<C> {
     earlier: RwLock<Vec<Earlier>>,
     /// How long after a view change keys may still be arriving.
     catch_up_window: Duration,
+    /// Members declared failed: nothing to fetch from them.
+    failed: RwLock<std::collections::HashSet<String>>,
     pub(crate) request_timeout: Duration,
     stopping: AtomicBool,
     /// Set while this node hands its data off to leave: it accepts no more
@@ -104,6 +106,7 @@ impl<C: PeerClient> Shared<C> {
             view: RwLock::new(Arc::new(view)),
             earlier: RwLock::new(Vec::new()),
             catch_up_window,
+            failed: RwLock::new(std::collections::HashSet::new()),
             request_timeout,
             stopping: AtomicBool::new(false),
             leaving: AtomicBool::new(false),
@@ -161,6 +164,16 @@ impl<C: PeerClient> Shared<C> {
 
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Records that member `id` failed (`true`) or is alive again (`false`).
+    pub(crate) fn mark_failed(&self, id: &str, failed: bool) {
+        let mut set = self.failed.write();
+        if failed {
+            set.insert(id.to_owned());
+        } else {
+            set.remove(id);
+        }
     }
 
     /// Marks this node as leaving: replicas and transfers are refused from now.
@@ -265,17 +278,22 @@ impl<C: PeerClient> Shared<C> {
     }
 
     /// Returns the owners of `key` in the remembered views, other than this node.
-    fn earlier_owners(&self, key: &[u8]) -> Vec<SocketAddr> {
+    /// Returns the owners of `key` in the remembered views, other than this node
+    /// and members declared failed, with whether each is still in the view.
+    fn earlier_owners(&self, key: &[u8]) -> Vec<(SocketAddr, bool)> {
         let now = Instant::now();
+        let current = self.view();
+        let failed = self.failed.read();
         let earlier = self.earlier.read();
-        let mut owners: Vec<SocketAddr> = Vec::new();
+        let mut owners: Vec<(SocketAddr, bool)> = Vec::new();
         for earlier in earlier.iter().filter(|earlier| earlier.until > now) {
             for id in earlier.view.owners(key) {
                 if *id != self.id
+                    && !failed.contains(id)
                     && let Some(peer) = earlier.view.peer(id)
-                    && !owners.contains(&peer.rpc_addr)
+                    && !owners.iter().any(|(addr, _)| *addr == peer.rpc_addr)
                 {
-                    owners.push(peer.rpc_addr);
+                    owners.push((peer.rpc_addr, current.contains(id)));
                 }
             }
         }
@@ -293,7 +311,7 @@ impl<C: PeerClient> Shared<C> {
         if owners.is_empty() || self.store.knows(key)? {
             return Ok(());
         }
-        let fetches = owners.iter().map(|addr| {
+        let fetches = owners.iter().map(|(addr, _)| {
             let op = encode_op(&PeerOp::Fetch);
             let request = ExecuteRequest {
                 from_node: self.id.clone(),
@@ -305,13 +323,30 @@ impl<C: PeerClient> Shared<C> {
             };
             self.client.execute(*addr, request, self.request_timeout)
         });
-        for response in join_all(fetches).await {
-            let Ok(response) = response else { continue };
-            let Some(Ok(reply)) = response.results.into_iter().next() else {
-                continue;
+        for ((addr, in_view), response) in owners.iter().zip(join_all(fetches).await) {
+            let reply = match response {
+                Ok(response) => response.results.into_iter().next(),
+                // A member that left and stopped refuses connections: gone,
+                // with its keys handed off.
+                Err(TransportError::Unreachable { .. }) if !in_view => continue,
+                // Not knowing what it holds, running the operation could undo a
+                // moving key or revive a deleted one: refuse instead.
+                Err(err) => {
+                    return Err(ClusterError::Unavailable(format!(
+                        "could not fetch the key's state from {addr}: {err}"
+                    )));
+                }
             };
-            if let Ok(PeerReply::Entry(Some(entry))) = decode_reply(&reply) {
-                self.store.apply(entry)?;
+            match reply {
+                Some(Ok(reply)) => {
+                    if let PeerReply::Entry(Some(entry)) = decode_reply(&reply)? {
+                        self.store.apply(entry)?;
+                    }
+                }
+                // A stopped member answers NotOwner: gone too.
+                Some(Err(err)) if err.kind == ErrorKind::NotOwner && !in_view => {}
+                Some(Err(err)) => return Err(from_remote(err)),
+                None => return Err(ClusterError::Codec("an empty fetch reply".into())),
             }
         }
         Ok(())

@@ -19,6 +19,7 @@ use hive_transport::{
     MemoryClient, MemoryNetwork, MemoryServer, PeerClient, TransportError, TransportOptions,
 };
 
+use crate::error::ClusterError;
 use crate::node::{Handler, Shared};
 use crate::rebalance;
 use crate::view::{Peer, View};
@@ -61,7 +62,7 @@ fn start(network: &MemoryNetwork, n: u8) -> TestNode {
         client,
         View::new(REPLICATION),
         Duration::from_secs(2),
-        Duration::ZERO,
+        Duration::from_secs(60),
     ));
     let server = network
         .serve(
@@ -198,4 +199,36 @@ async fn g7_after_a_partition_heals_every_node_converges_to_the_newest_version()
             );
         }
     }
+}
+
+#[tokio::test]
+async fn catch_up_refuses_to_guess_while_an_earlier_owner_is_unreachable() {
+    // Spec: cluster.md G4/G5 — a primary that does not know a key and cannot
+    // ask the key's earlier owner must not run the operation on an empty key.
+    let network = MemoryNetwork::new();
+    let nodes: Vec<TestNode> = (1..=2).map(|n| start(&network, n)).collect();
+    let both = view_of(&[1, 2]);
+    let key = (0..)
+        .map(|i| format!("key-{i}").into_bytes())
+        .find(|key| both.primary(key).map(String::as_str) == Some("node-1"))
+        .expect("node-1 is primary of some key");
+    let node = &nodes[0].shared;
+    node.set_view(view_of(&[2])); // remembered below as the earlier view: node-2 owned it
+    node.set_view(both.clone());
+    network.cut(addr(1), addr(2));
+    let refused = node.execute(&key, Op::Get).await;
+    assert!(
+        matches!(refused, Err(ClusterError::Unavailable(_))),
+        "{refused:?}"
+    );
+    // Once membership declares node-2 failed, there is nobody left to ask.
+    node.mark_failed("node-2", true);
+    let answered = node.execute(&key, Op::Get).await;
+    assert!(
+        matches!(
+            answered,
+            Err(ClusterError::Store(hive_store::StoreError::NotFound))
+        ),
+        "{answered:?}"
+    );
 }
