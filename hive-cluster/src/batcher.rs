@@ -140,6 +140,18 @@ impl<C: PeerClient> Batchers<C> {
         result.await.map_err(|_| closed())?
     }
 
+    /// Drops the queue of a peer that left; its task ends once what is in
+    /// flight is answered.
+    pub(crate) fn forget(&self, peer: SocketAddr) {
+        self.queues.lock().remove(&peer);
+    }
+
+    /// Returns the number of peers with a queue.
+    #[cfg(test)]
+    fn queue_count(&self) -> usize {
+        self.queues.lock().len()
+    }
+
     /// Stops every queue task; queued and in-flight operations fail.
     pub(crate) fn stop(&self) {
         self.stop.cancel();
@@ -358,6 +370,27 @@ mod tests {
         let requests = echo.requests.load(Ordering::SeqCst);
         assert!(requests < 300, "300 operations in {requests} requests");
         batchers.stop();
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_peer_loses_its_queue_and_gets_a_new_one_when_needed() {
+        let (_, peer, batchers, _server) = setup();
+        batchers
+            .execute(peer, operation("x"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(batchers.queue_count(), 1);
+        batchers.forget(peer);
+        assert_eq!(batchers.queue_count(), 0);
+        assert_eq!(
+            batchers
+                .execute(peer, operation("y"))
+                .await
+                .unwrap()
+                .unwrap(),
+            Bytes::from("y")
+        );
     }
 
     #[tokio::test]

@@ -328,7 +328,12 @@ async fn drive(
                 match &event {
                     MembershipEvent::Joined(member) => shared.mark_failed(&member.id, false),
                     MembershipEvent::Failed(id) => shared.mark_failed(id, true),
-                    _ => {}
+                    MembershipEvent::Updated(_) | MembershipEvent::Left(_) => {}
+                }
+                if let MembershipEvent::Left(id) | MembershipEvent::Failed(id) = &event
+                    && let Some(peer) = shared.view().peer(id)
+                {
+                    shared.forget_peer(peer.rpc_addr);
                 }
                 if let Some(view) = apply_event(&shared.view(), &roster, event) {
                     shared.set_view(view);

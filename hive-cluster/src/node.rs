@@ -166,6 +166,13 @@ impl<C: PeerClient> Shared<C> {
         self.stopping.load(Ordering::Acquire)
     }
 
+    /// Releases the connection and the batch queue of a peer that left or
+    /// failed (spec: cluster.md "Peer protocol": dropped when the peer leaves).
+    pub(crate) fn forget_peer(&self, addr: SocketAddr) {
+        self.client.forget(addr);
+        self.batchers.forget(addr);
+    }
+
     /// Records that member `id` failed (`true`) or is alive again (`false`).
     pub(crate) fn mark_failed(&self, id: &str, failed: bool) {
         let mut set = self.failed.write();
