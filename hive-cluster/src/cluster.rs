@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -28,8 +29,10 @@ use crate::view::{Peer, View};
 /// transfer may take to reach it.
 const CATCH_UP_GRACE: Duration = Duration::from_secs(30);
 
-/// Pause before retrying a rebalance that did not complete.
+/// Pause before the first retry of a rebalance that did not complete; it
+/// doubles with every failure in a row, up to [`REBALANCE_RETRY_MAX`].
 const REBALANCE_RETRY: Duration = Duration::from_millis(200);
+const REBALANCE_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// What this node knows of one member, for status reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -298,6 +301,9 @@ struct Timing {
     tombstone_retention: Duration,
 }
 
+/// A rebalance (or a housekeeping pass) in flight, with the view it targets.
+type Rebalancing = Pin<Box<dyn Future<Output = (Arc<View>, Result<(), String>)> + Send>>;
+
 /// The driver: one loop over membership events, the debounce timer, the
 /// running rebalance, and tombstone collection.
 async fn drive(
@@ -310,15 +316,27 @@ async fn drive(
 ) {
     let debounce = timing.debounce;
     let mut due: Option<tokio::time::Instant> = None;
-    let mut running = None;
+    let mut running: Option<Rebalancing> = None;
+    let mut retry = REBALANCE_RETRY;
     let mut collect =
         tokio::time::interval((timing.tombstone_retention / 4).max(Duration::from_millis(10)));
     collect.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
+            // Housekeeping while idle: copies left behind (a drop that found
+            // a newer write, a replica written by a primary on an older view)
+            // go to their owners, then old tombstones are collected — only
+            // after every leftover went out, so none can outlive its tombstone.
             _ = collect.tick(), if running.is_none() && due.is_none() => {
-                collect_tombstones(&shared, timing.tombstone_retention);
+                let (shared, view) = (shared.clone(), settled.clone());
+                running = Some(Box::pin(async move {
+                    let result = rebalance::run(&shared, &view, &view).await;
+                    if result.is_ok() {
+                        collect_tombstones(&shared, timing.tombstone_retention);
+                    }
+                    (view, result)
+                }));
             }
             event = events.recv() => {
                 let Some(event) = event else { return };
@@ -353,6 +371,7 @@ async fn drive(
                 running = None;
                 match result {
                     Ok(()) => {
+                        retry = REBALANCE_RETRY;
                         shared.settled_epoch.store(target.epoch(), Ordering::Release);
                         shared.notify();
                         settled = target;
@@ -362,7 +381,8 @@ async fn drive(
                     }
                     Err(reason) => {
                         tracing::warn!(node = %shared.id, %reason, "rebalance incomplete; retrying");
-                        due = Some(tokio::time::Instant::now() + REBALANCE_RETRY);
+                        due = Some(tokio::time::Instant::now() + retry);
+                        retry = (retry * 2).min(REBALANCE_RETRY_MAX);
                     }
                 }
             }

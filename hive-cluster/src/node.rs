@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::join_all;
-use hive_store::{Applied, Op, Reply, Store};
+use hive_store::{Applied, ExportedEntry, Op, Reply, Store};
 use hive_transport::{
     ApplyOutcome, Entry, ErrorKind, ExecuteRequest, ExecuteResponse, Operation, PROTOCOL_VERSION,
     PeerClient, PeerHandler, PeerStatus, RemoteError, ReplicateRequest, ReplicateResponse,
@@ -34,6 +34,19 @@ const RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// At most this many earlier views are remembered for catching up (views whose
 /// window has passed are forgotten first; equal member sets are kept once).
 const REMEMBERED_VIEWS: usize = 16;
+
+/// How many times a write superseded by a replica's newer version is run
+/// again before giving up.
+const SUPERSEDED_ATTEMPTS: usize = 3;
+
+/// What replicating a write found.
+enum Replicated {
+    /// Every other owner holds the write's state (or a later one from here).
+    Everywhere,
+    /// A replica held a newer state the primary lacked; the primary has
+    /// adopted it and the write must run again.
+    Superseded,
+}
 
 /// Why one attempt at an operation failed.
 enum Failure {
@@ -209,7 +222,7 @@ impl<C: PeerClient> Shared<C> {
                 ));
             };
             let attempt = if primary == self.id {
-                self.execute_as_primary(&view, key, op.clone())
+                self.execute_as_primary(key, op.clone())
                     .await
                     .map_err(Failure::from)
             } else {
@@ -227,33 +240,53 @@ impl<C: PeerClient> Shared<C> {
         }
     }
 
-    /// Runs `op` here, as the key's primary in `view`; a write is acknowledged
-    /// once every other owner applied the resulting entry (spec: cluster.md G1).
-    pub(crate) async fn execute_as_primary(
-        &self,
-        view: &View,
-        key: &[u8],
-        op: Op,
-    ) -> Result<Reply> {
-        self.catch_up(key).await?;
-        let is_write = op.is_write();
-        let reply = self.store.execute(key, op)?;
-        if !is_write {
-            return Ok(reply);
+    /// Runs `op` here, as the key's primary; a write is acknowledged once every
+    /// other owner applied the resulting entry (spec: cluster.md G1).
+    ///
+    /// A replica holding a newer version than the write produced (one written
+    /// on the other side of a healed partition, say) would make the write
+    /// vanish once versions converge (G7). The primary then adopts that newer
+    /// state and runs the operation again on top of it, so what it acknowledges
+    /// is what every owner keeps.
+    pub(crate) async fn execute_as_primary(&self, key: &[u8], op: Op) -> Result<Reply> {
+        for _ in 0..SUPERSEDED_ATTEMPTS {
+            self.catch_up(key).await?;
+            let is_write = op.is_write();
+            let reply = self.store.execute(key, op.clone())?;
+            if !is_write {
+                return Ok(reply);
+            }
+            match self.replicate(key).await? {
+                Replicated::Everywhere => return Ok(reply),
+                Replicated::Superseded => {
+                    tracing::debug!(node = %self.id, "a replica held a newer version; running the write again");
+                }
+            }
         }
+        Err(ClusterError::Unavailable(
+            "replicas kept holding newer versions of the key; the write was superseded".into(),
+        ))
+    }
+
+    /// Sends the key's current entry to every other owner in the current view
+    /// (read after the write ran: a catch-up may have spanned a view change,
+    /// and a node that stopped owning the key meanwhile must not keep the only
+    /// copy), and waits for every one to confirm.
+    async fn replicate(&self, key: &[u8]) -> Result<Replicated> {
+        let view = self.view();
         let replicas: Vec<_> = view
             .owners(key)
             .into_iter()
-            .skip(1)
+            .filter(|id| **id != self.id)
             .filter_map(|id| view.peer(id))
             .collect();
         if replicas.is_empty() {
-            return Ok(reply);
+            return Ok(Replicated::Everywhere);
         }
         // The state after the write (or a newer one), never a re-run command
         // (spec: cluster.md G6): replicas keep whichever version is newest.
         let Some(entry) = self.store.export(key)? else {
-            return Ok(reply);
+            return Ok(Replicated::Everywhere);
         };
         let entry = to_wire(&entry);
         let sends = replicas.iter().map(|peer| {
@@ -265,9 +298,14 @@ impl<C: PeerClient> Shared<C> {
             self.client
                 .replicate(peer.rpc_addr, request, self.request_timeout)
         });
+        let mut newer_elsewhere = Vec::new();
         for (peer, result) in replicas.iter().zip(join_all(sends).await) {
             let applied = match result {
                 Ok(response) => match response.results.into_iter().next() {
+                    Some(Ok(ApplyOutcome::Stale)) => {
+                        newer_elsewhere.push(peer.rpc_addr);
+                        Ok(())
+                    }
                     Some(Ok(_)) => Ok(()),
                     Some(Err(err)) => Err(err.to_string()),
                     None => Err("an empty reply".to_owned()),
@@ -281,10 +319,55 @@ impl<C: PeerClient> Shared<C> {
                 )));
             }
         }
-        Ok(reply)
+        // A replica at the same version holds this very state, and one whose
+        // newer version the primary already has (a later write here) will get
+        // it from that write: only a version the primary lacks supersedes.
+        let mut superseded = false;
+        for addr in newer_elsewhere {
+            if let Some(entry) = self.fetch(addr, key).await?
+                && self.store.apply(entry)? != Applied::Stale
+            {
+                superseded = true;
+            }
+        }
+        Ok(if superseded {
+            Replicated::Superseded
+        } else {
+            Replicated::Everywhere
+        })
     }
 
-    /// Returns the owners of `key` in the remembered views, other than this node.
+    /// Returns a request for another member's entry of `key`.
+    fn fetch_request(&self, key: &[u8]) -> ExecuteRequest {
+        ExecuteRequest {
+            from_node: self.id.clone(),
+            view: 0,
+            ops: vec![Operation {
+                key: Bytes::copy_from_slice(key),
+                op: encode_op(&PeerOp::Fetch),
+            }],
+        }
+    }
+
+    /// Asks the member at `addr` for its entry of `key`.
+    async fn fetch(&self, addr: SocketAddr, key: &[u8]) -> Result<Option<ExportedEntry>> {
+        let response = self
+            .client
+            .execute(addr, self.fetch_request(key), self.request_timeout)
+            .await
+            .map_err(|err| ClusterError::Unavailable(format!("fetch from {addr}: {err}")))?;
+        match response.results.into_iter().next() {
+            Some(Ok(reply)) => match decode_reply(&reply)? {
+                PeerReply::Entry(entry) => Ok(entry),
+                PeerReply::Client(_) => {
+                    Err(ClusterError::Codec("a client reply to a fetch".into()))
+                }
+            },
+            Some(Err(err)) => Err(from_remote(err)),
+            None => Err(ClusterError::Codec("an empty fetch reply".into())),
+        }
+    }
+
     /// Returns the owners of `key` in the remembered views, other than this node
     /// and members declared failed, with whether each is still in the view.
     fn earlier_owners(&self, key: &[u8]) -> Vec<(SocketAddr, bool)> {
@@ -319,16 +402,8 @@ impl<C: PeerClient> Shared<C> {
             return Ok(());
         }
         let fetches = owners.iter().map(|(addr, _)| {
-            let op = encode_op(&PeerOp::Fetch);
-            let request = ExecuteRequest {
-                from_node: self.id.clone(),
-                view: 0,
-                ops: vec![Operation {
-                    key: Bytes::copy_from_slice(key),
-                    op,
-                }],
-            };
-            self.client.execute(*addr, request, self.request_timeout)
+            self.client
+                .execute(*addr, self.fetch_request(key), self.request_timeout)
         });
         for ((addr, in_view), response) in owners.iter().zip(join_all(fetches).await) {
             let reply = match response {
@@ -424,7 +499,7 @@ impl<C: PeerClient> Shared<C> {
                 format!("{} is not the primary of this key", self.id),
             ));
         }
-        match self.execute_as_primary(&view, &operation.key, op).await {
+        match self.execute_as_primary(&operation.key, op).await {
             Ok(reply) => Ok(encode_reply(&PeerReply::Client(reply))),
             Err(err) => Err(to_remote(&err)),
         }

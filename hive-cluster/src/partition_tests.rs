@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hive_store::{ExportedEntry, Op, Reply, Store, StoreConfig};
+use hive_store::{
+    Clock, End, ExportedEntry, MockClock, Op, Reply, Store, StoreConfig, SystemClock,
+};
 use hive_transport::{
     MemoryClient, MemoryNetwork, MemoryServer, PeerClient, TransportError, TransportOptions,
 };
@@ -50,11 +52,18 @@ fn view_of(members: &[u8]) -> View {
 }
 
 fn start(network: &MemoryNetwork, n: u8) -> TestNode {
-    let store = Arc::new(Store::new(StoreConfig {
-        tombstones: true,
-        node_tag: u64::from(n),
-        ..StoreConfig::default()
-    }));
+    start_with_clock(network, n, Arc::new(SystemClock))
+}
+
+fn start_with_clock(network: &MemoryNetwork, n: u8, clock: Arc<dyn Clock>) -> TestNode {
+    let store = Arc::new(Store::with_clock(
+        StoreConfig {
+            tombstones: true,
+            node_tag: u64::from(n),
+            ..StoreConfig::default()
+        },
+        clock,
+    ));
     let client = network.client(addr(n), TransportOptions::default());
     let shared = Arc::new(Shared::new(
         format!("node-{n}"),
@@ -231,4 +240,55 @@ async fn catch_up_refuses_to_guess_while_an_earlier_owner_is_unreachable() {
         ),
         "{answered:?}"
     );
+}
+
+#[tokio::test]
+async fn a_write_superseded_by_a_replicas_newer_version_runs_again_on_top_of_it() {
+    // Spec: cluster.md G1 with G7 — an acknowledged write must survive
+    // convergence. A replica whose clock runs ahead took a write on its side of
+    // a partition; after the heal, a push through the primary must not be
+    // acknowledged on a state that loses to the replica's newer version.
+    let network = MemoryNetwork::new();
+    let ahead = SystemClock.now_ms() + 10 * 60 * 1000;
+    let nodes = [
+        start(&network, 1),
+        start_with_clock(&network, 2, Arc::new(MockClock::new(ahead))),
+    ];
+    let both = view_of(&[1, 2]);
+    let key = (0..)
+        .map(|i| format!("list-{i}").into_bytes())
+        .find(|key| both.primary(key).map(String::as_str) == Some("node-1"))
+        .expect("node-1 is primary of some key");
+    for node in &nodes {
+        node.shared.set_view(both.clone());
+    }
+    network.cut(addr(1), addr(2));
+    nodes[1].shared.set_view(view_of(&[2]));
+    let push = |value: &str| Op::Push {
+        end: End::Back,
+        values: vec![Bytes::copy_from_slice(value.as_bytes())],
+    };
+    let pushed = nodes[1].shared.execute(&key, push("right")).await;
+    assert_eq!(pushed.expect("the right side serves"), Reply::Count(1));
+
+    network.heal_all();
+    nodes[1].shared.set_view(both.clone());
+    let pushed = nodes[0].shared.execute(&key, push("left")).await;
+    assert_eq!(
+        pushed.expect("the primary serves"),
+        Reply::Count(2),
+        "the push runs on the replica's newer list"
+    );
+    let copies = copies(&nodes, &both, &key);
+    assert!(copies[0].is_some() && copies[0] == copies[1], "{copies:?}");
+    let everything = Op::LRange { start: 0, stop: -1 };
+    for node in &nodes {
+        let list = node.shared.execute(&key, everything.clone()).await;
+        assert_eq!(
+            list.expect("reads"),
+            Reply::List(vec![Bytes::from("right"), Bytes::from("left")]),
+            "through {}",
+            node.shared.id
+        );
+    }
 }

@@ -131,6 +131,12 @@ impl Config {
             if self.request_timeout.is_zero() {
                 return invalid("request_timeout must be greater than zero");
             }
+            if self.tombstone_retention <= self.rebalance_debounce {
+                return invalid(
+                    "tombstone_retention must be longer than rebalance_debounce: a tombstone \
+                     must outlive the rebalance that could bring back an older copy",
+                );
+            }
         }
         Ok(())
     }

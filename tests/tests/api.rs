@@ -526,6 +526,16 @@ async fn invalid_configuration_is_refused_by_name() {
     };
     let refused = Node::start(seed).await;
     assert!(matches!(refused, Err(Error::InvalidArgument(message)) if message.contains("seeds")));
+    let short_tombstones = Config {
+        mode: Mode::Cluster,
+        rebalance_debounce: Duration::from_secs(1),
+        tombstone_retention: Duration::from_millis(500),
+        ..Config::default()
+    };
+    let refused = Node::start(short_tombstones).await;
+    assert!(
+        matches!(refused, Err(Error::InvalidArgument(message)) if message.contains("tombstone_retention"))
+    );
 }
 
 #[tokio::test]
