@@ -20,28 +20,37 @@ use crate::view::{NodeId, View};
 
 /// What to do with one key held by this node.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct KeyPlan {
-    /// Members to send the key to.
-    pub send_to: Vec<NodeId>,
+pub struct KeyPlan<'v> {
+    /// Members of the new view to send the key to.
+    pub send_to: Vec<&'v NodeId>,
     /// Drop the local copy once every member in `send_to` confirmed.
     pub drop_after: bool,
 }
 
 /// Returns what `local` must do with `key`, which it holds, when the view moves
 /// from `old` to `new`.
-pub fn plan_key(local: &str, key: &[u8], old: &View, new: &View) -> KeyPlan {
-    let old_owners = old.owners(key);
-    let new_owners = new.owners(key);
-    let was_owner = old_owners.iter().any(|owner| *owner == local);
+pub fn plan_key<'v>(local: &str, key: &[u8], old: &View, new: &'v View) -> KeyPlan<'v> {
+    plan_at(local, hive_ring::position(key), old, new)
+}
+
+/// Returns what `local` must do with the key at ring position `at`
+/// ([`hive_ring::position`]); the key is hashed once for both views.
+pub fn plan_at<'v>(local: &str, at: u64, old: &View, new: &'v View) -> KeyPlan<'v> {
+    let old_owners = old.owners_at(at);
+    let new_owners = new.owners_at(at);
     let stays = new_owners.iter().any(|owner| *owner == local);
-    let recipients = |include_old: bool| -> Vec<NodeId> {
+    // The usual case, kept cheap: the owners did not change.
+    if stays && old_owners == new_owners {
+        return KeyPlan::default();
+    }
+    let was_owner = old_owners.iter().any(|owner| *owner == local);
+    let recipients = |include_old: bool| -> Vec<&'v NodeId> {
         new_owners
             .iter()
             .filter(|owner| **owner != local && (include_old || !old_owners.contains(owner)))
-            .map(|owner| (*owner).clone())
+            .copied()
             .collect()
     };
-    let first_surviving_old_owner = old_owners.iter().find(|owner| new.contains(owner));
     let send_to = match (was_owner, stays) {
         // A leftover copy: every new owner gets it.
         (false, _) => recipients(true),
@@ -50,7 +59,12 @@ pub fn plan_key(local: &str, key: &[u8], old: &View, new: &View) -> KeyPlan {
         // has not finished; applying is idempotent.
         (true, false) => recipients(true),
         // Staying: the first surviving old owner serves the newcomers.
-        (true, true) if first_surviving_old_owner.is_some_and(|owner| *owner == local) => {
+        (true, true)
+            if old_owners
+                .iter()
+                .find(|owner| new.contains(owner))
+                .is_some_and(|owner| *owner == local) =>
+        {
             recipients(false)
         }
         (true, true) => Vec::new(),
@@ -89,7 +103,10 @@ pub fn plan<'k>(
     for key in keys {
         let key_plan = plan_key(local, key, old, new);
         for receiver in key_plan.send_to {
-            plan.sends.entry(receiver).or_default().push(key.to_vec());
+            plan.sends
+                .entry(receiver.clone())
+                .or_default()
+                .push(key.to_vec());
         }
         if key_plan.drop_after {
             plan.drops.push(key.to_vec());
@@ -142,7 +159,7 @@ mod tests {
                     .filter(|h| old.owners(key).iter().any(|o| o == *h))
                 {
                     let key_plan = plan_key(holder, key, old, new);
-                    after.extend(key_plan.send_to);
+                    after.extend(key_plan.send_to.into_iter().cloned());
                     if !key_plan.drop_after {
                         after.push((*holder).into());
                     }
@@ -216,7 +233,7 @@ mod tests {
         let key_plan = plan_key("c", &key, &old, &old);
         assert!(key_plan.drop_after);
         let mut owners: Vec<NodeId> = old.owners(&key).into_iter().cloned().collect();
-        let mut send_to = key_plan.send_to;
+        let mut send_to: Vec<NodeId> = key_plan.send_to.into_iter().cloned().collect();
         owners.sort();
         send_to.sort();
         assert_eq!(send_to, owners);

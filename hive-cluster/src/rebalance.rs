@@ -3,16 +3,23 @@
 //! window of unacknowledged batches), then drops the copies this node no longer
 //! owns — only those whose every receiver confirmed, and only if no newer
 //! write arrived since they were exported. A failed transfer drops nothing.
+//!
+//! One pass, pipelined: each moving key is exported once (so every receiver
+//! gets the same version, and the drop can check nothing newer arrived since)
+//! just before its batch goes out, while earlier batches are still in flight
+//! and being applied; nothing but keys and versions is held for the whole
+//! rebalance.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use hive_store::{ExportedData, ExportedEntry};
-use hive_transport::{PeerClient, TransferBatch};
+use futures::future::join_all;
+use hive_store::{ExportedData, Version};
+use hive_transport::{Entry, PeerClient, TransferBatch, TransferStream};
 
 use crate::node::Shared;
-use crate::plan::plan;
+use crate::plan::{KeyPlan, plan_key};
 use crate::view::{NodeId, View};
 use crate::wire::to_wire;
 
@@ -30,49 +37,64 @@ pub(crate) async fn run<C: PeerClient>(
     let store = &shared.store;
     let mut keys = store.keys();
     keys.extend(store.tombstone_keys());
-    let plan = plan(&shared.id, keys.iter().map(Bytes::as_ref), old, new);
+    // Decide every key first, so progress can be reported from the start.
+    let moves: Vec<(Bytes, KeyPlan<'_>)> = keys
+        .into_iter()
+        .filter_map(|key| {
+            let plan = plan_key(&shared.id, &key, old, new);
+            (!plan.send_to.is_empty()).then_some((key, plan))
+        })
+        .collect();
+    let pending: usize = moves.iter().map(|(_, plan)| plan.send_to.len()).sum();
     shared
         .rebalance_pending
-        .store(plan.pending() as u64, Ordering::Relaxed);
-    if plan.pending() == 0 && plan.drops.is_empty() {
+        .store(pending as u64, Ordering::Relaxed);
+    if moves.is_empty() {
         return Ok(());
     }
-    // Export each moving key once, so every receiver gets the same version and
-    // the drop below can check nothing newer arrived since.
-    let mut exported: HashMap<&[u8], ExportedEntry> = HashMap::new();
-    let mut receivers: HashMap<&[u8], Vec<&NodeId>> = HashMap::new();
-    for (receiver, keys) in &plan.sends {
-        for key in keys {
-            receivers.entry(key).or_default().push(receiver);
-            if !exported.contains_key(key.as_slice())
-                && let Ok(Some(entry)) = store.export(key)
-            {
-                exported.insert(key, entry);
-            }
+    let mut outbound: Vec<Outbound> = Vec::new();
+    // What each moving key was exported as: `(version, tombstone)`, `None` if
+    // it vanished (expired) before its turn.
+    let mut sent: Vec<Option<(Version, bool)>> = Vec::with_capacity(moves.len());
+    for (key, plan) in &moves {
+        let entry = store.export(key).ok().flatten();
+        sent.push(
+            entry
+                .as_ref()
+                .map(|entry| (entry.version, entry.data == ExportedData::Tombstone)),
+        );
+        let Some(entry) = entry else { continue };
+        let wire = to_wire(&entry);
+        for receiver in &plan.send_to {
+            let found = outbound.iter().position(|out| out.receiver == **receiver);
+            let at = match found {
+                Some(at) => at,
+                None => {
+                    outbound.push(Outbound::open(shared, new, receiver).await);
+                    outbound.len() - 1
+                }
+            };
+            outbound[at].push(shared, new, wire.clone()).await;
         }
     }
-    let mut failed: HashSet<&NodeId> = HashSet::new();
-    for (receiver, keys) in &plan.sends {
-        if let Err(reason) = send(shared, new, receiver, keys, &exported).await {
+    let finished = join_all(outbound.into_iter().map(|out| out.finish(shared, new))).await;
+    let mut failed: HashSet<NodeId> = HashSet::new();
+    for (receiver, result) in finished {
+        if let Err(reason) = result {
             tracing::warn!(node = %shared.id, %receiver, %reason, "rebalance transfer failed; will retry");
             failed.insert(receiver);
         }
     }
-    for key in &plan.drops {
-        let confirmed = receivers
-            .get(key.as_slice())
-            .is_none_or(|to| to.iter().all(|r| !failed.contains(r)));
-        if !confirmed {
-            continue;
-        }
-        match exported.get(key.as_slice()) {
-            Some(entry) if entry.data == ExportedData::Tombstone => {
-                store.forget_tombstone(key, entry.version);
+    for ((key, plan), sent) in moves.iter().zip(sent) {
+        let confirmed = plan.send_to.iter().all(|to| !failed.contains(*to));
+        match sent {
+            Some((version, true)) if plan.drop_after && confirmed => {
+                store.forget_tombstone(key, version);
             }
-            Some(entry) => {
-                store.remove_if_version(key, entry.version);
+            Some((version, false)) if plan.drop_after && confirmed => {
+                store.remove_if_version(key, version);
             }
-            None => {}
+            _ => {}
         }
     }
     shared.rebalance_pending.store(0, Ordering::Relaxed);
@@ -84,60 +106,91 @@ pub(crate) async fn run<C: PeerClient>(
     }
 }
 
-/// Streams `keys` to `receiver` and waits for every acknowledgement.
-async fn send<C: PeerClient>(
-    shared: &Shared<C>,
-    view: &View,
-    receiver: &str,
-    keys: &[Vec<u8>],
-    exported: &HashMap<&[u8], ExportedEntry>,
-) -> Result<(), String> {
-    let peer = view
-        .peer(receiver)
-        .ok_or_else(|| format!("{receiver} left the view"))?;
-    let mut stream = shared
-        .client
-        .transfer(peer.rpc_addr, shared.request_timeout)
-        .await
-        .map_err(|err| err.to_string())?;
-    let mut sequence = 0;
-    let mut entries = Vec::new();
-    let mut bytes = 0;
-    let batch = |sequence, entries, last| TransferBatch {
-        from_node: shared.id.clone(),
-        view: view.epoch(),
-        sequence,
-        entries,
-        last,
-    };
-    for key in keys {
-        let Some(entry) = exported.get(key.as_slice()) else {
-            continue;
-        };
-        let entry = to_wire(entry);
-        bytes += entry.key.len() + entry.payload.len();
-        entries.push(entry);
-        if entries.len() >= BATCH_ENTRIES || bytes >= BATCH_BYTES {
-            let sent = entries.len() as u64;
-            stream
-                .send(batch(sequence, std::mem::take(&mut entries), false))
+/// One receiver's transfer stream and the batch being filled for it. After
+/// the first failure it only remembers why.
+struct Outbound {
+    receiver: NodeId,
+    stream: Result<TransferStream, String>,
+    entries: Vec<Entry>,
+    bytes: usize,
+    sequence: u64,
+}
+
+impl Outbound {
+    async fn open<C: PeerClient>(shared: &Shared<C>, view: &View, receiver: &str) -> Outbound {
+        let stream = match view.peer(receiver) {
+            Some(peer) => shared
+                .client
+                .transfer(peer.rpc_addr, shared.request_timeout)
                 .await
-                .map_err(|err| err.to_string())?;
-            shared.rebalance_pending.fetch_sub(
-                sent.min(shared.rebalance_pending.load(Ordering::Relaxed)),
-                Ordering::Relaxed,
-            );
-            sequence += 1;
-            bytes = 0;
+                .map_err(|err| err.to_string()),
+            None => Err(format!("{receiver} left the view")),
+        };
+        Outbound {
+            receiver: receiver.to_owned(),
+            stream,
+            entries: Vec::new(),
+            bytes: 0,
+            sequence: 0,
         }
     }
-    stream
-        .send(batch(sequence, entries, true))
-        .await
-        .map_err(|err| err.to_string())?;
-    let acks = stream.finish().await.map_err(|err| err.to_string())?;
-    match acks.into_iter().find_map(|ack| ack.error) {
-        Some(err) => Err(err.to_string()),
-        None => Ok(()),
+
+    /// Queues `entry`, sending the batch once it is full.
+    async fn push<C: PeerClient>(&mut self, shared: &Shared<C>, view: &View, entry: Entry) {
+        if self.stream.is_err() {
+            return;
+        }
+        self.bytes += entry.key.len() + entry.payload.len();
+        self.entries.push(entry);
+        if self.entries.len() >= BATCH_ENTRIES || self.bytes >= BATCH_BYTES {
+            self.flush(shared, view, false).await;
+        }
+    }
+
+    /// Sends the queued entries as one batch (the last one if `last`).
+    async fn flush<C: PeerClient>(&mut self, shared: &Shared<C>, view: &View, last: bool) {
+        let Ok(stream) = &mut self.stream else {
+            return;
+        };
+        let entries = std::mem::take(&mut self.entries);
+        let count = entries.len() as u64;
+        let batch = TransferBatch {
+            from_node: shared.id.clone(),
+            view: view.epoch(),
+            sequence: self.sequence,
+            entries,
+            last,
+        };
+        if let Err(err) = stream.send(batch).await {
+            self.stream = Err(err.to_string());
+            return;
+        }
+        let _ = shared.rebalance_pending.fetch_update(
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+            |pending| Some(pending.saturating_sub(count)),
+        );
+        self.sequence += 1;
+        self.bytes = 0;
+    }
+
+    /// Sends what is queued and waits for every acknowledgement.
+    async fn finish<C: PeerClient>(
+        mut self,
+        shared: &Shared<C>,
+        view: &View,
+    ) -> (NodeId, Result<(), String>) {
+        self.flush(shared, view, true).await;
+        let result = match self.stream {
+            Ok(stream) => match stream.finish().await {
+                Ok(acks) => match acks.into_iter().find_map(|ack| ack.error) {
+                    Some(err) => Err(err.to_string()),
+                    None => Ok(()),
+                },
+                Err(err) => Err(err.to_string()),
+            },
+            Err(reason) => Err(reason),
+        };
+        (self.receiver, result)
     }
 }

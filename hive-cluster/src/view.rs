@@ -104,6 +104,12 @@ impl View {
         self.ring.owners(key, self.replication_factor)
     }
 
+    /// Returns the owners of the keys at ring position `at`
+    /// ([`hive_ring::position`]), as [`View::owners`] does for a key.
+    pub fn owners_at(&self, at: u64) -> Vec<&NodeId> {
+        self.ring.owners_at(at, self.replication_factor)
+    }
+
     /// Returns the primary of `key`.
     pub fn primary(&self, key: &[u8]) -> Option<&NodeId> {
         self.ring.owner(key)

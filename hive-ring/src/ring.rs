@@ -105,6 +105,14 @@ impl<N: Clone + Eq + Hash + AsRef<[u8]>> Ring<N> {
     /// small `n`.
     #[must_use]
     pub fn owners(&self, key: &[u8], n: usize) -> Vec<&N> {
+        self.owners_at(position(key), n)
+    }
+
+    /// Returns the distinct owners of the keys at ring position `at` (see
+    /// [`position`](crate::position)), as [`owners`](Self::owners) does for a
+    /// key: callers placing one key on several rings hash it once.
+    #[must_use]
+    pub fn owners_at(&self, at: u64, n: usize) -> Vec<&N> {
         let want = n.min(self.members.len());
         let mut out = Vec::with_capacity(want);
         if want == 0 {
@@ -121,7 +129,7 @@ impl<N: Clone + Eq + Hash + AsRef<[u8]>> Ring<N> {
             }
         ];
 
-        let (before, from) = self.owners.split_at(self.start(position(key)));
+        let (before, from) = self.owners.split_at(self.start(at));
         for &index in from.iter().chain(before) {
             let node = self.node(index);
             let duplicate = match seen.get_mut(index as usize) {
