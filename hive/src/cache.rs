@@ -54,6 +54,13 @@ impl Cache {
         self.inner.stopping.store(true, Ordering::Release);
     }
 
+    /// Runs one byte-level operation on `key` exactly as given (no namespace),
+    /// wherever the key's primary is. For protocol servers; typed code uses the
+    /// stores.
+    pub async fn execute_raw(&self, key: &[u8], op: Op) -> Result<Reply> {
+        self.execute(key, op).await
+    }
+
     /// Runs one operation on an internal (already namespaced) key.
     pub(crate) async fn execute(&self, key: &[u8], op: Op) -> Result<Reply> {
         if self.inner.stopping.load(Ordering::Acquire) {

@@ -18,6 +18,8 @@
 //!   [`HashStore`], [`ListStore`], [`SetStore`], [`ZSetStore`].
 //! - [`Error`] and [`Result`] (`error.rs`); `codec.rs` turns values into bytes
 //!   and durations into TTLs.
+//! - [`raw`]: un-namespaced, byte-level operations ([`Cache::execute_raw`]) for
+//!   servers such as `hived` that speak another protocol.
 //!
 //! # Example
 //! ```
@@ -57,6 +59,13 @@ mod janitor;
 mod node;
 mod status;
 mod stores;
+
+/// Byte-level access for servers that speak another protocol (`hived` speaks
+/// Redis's): keys are used as given, without the typed stores' namespaces, and
+/// values are raw bytes. Run with [`Cache::execute_raw`].
+pub mod raw {
+    pub use hive_store::{End, Kind, LexBound, Op, Reply};
+}
 
 pub use cache::Cache;
 pub use config::{Config, GossipPreset, Mode};

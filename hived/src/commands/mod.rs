@@ -1,0 +1,249 @@
+//! The command table: every command `hived` knows, with its arity, flags and
+//! key positions (what `COMMAND` reports) and its handler (what dispatch
+//! runs). One module per command family; each exports its slice of the table.
+
+mod connection;
+mod hashes;
+mod keys;
+mod lists;
+mod sets;
+mod strings;
+mod zsets;
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use hive::raw::{Op, Reply};
+use hive::{Cache, Error};
+
+use crate::resp::{Frame, Protocol};
+
+/// The arguments of one command, the command name first.
+pub(crate) type Args = Vec<Bytes>;
+
+/// A boxed handler future; handlers borrow the connection while they run.
+pub(crate) type Running<'a> = std::pin::Pin<Box<dyn Future<Output = Frame> + Send + 'a>>;
+
+/// Runs one command for a connection.
+pub(crate) type Handler = for<'a> fn(&'a mut Conn, Args) -> Running<'a>;
+
+/// Turns `async fn name(&mut Conn, Args) -> Frame` into a table [`Handler`].
+macro_rules! handler {
+    ($run:path) => {{
+        fn run<'a>(
+            conn: &'a mut $crate::commands::Conn,
+            args: $crate::commands::Args,
+        ) -> $crate::commands::Running<'a> {
+            Box::pin($run(conn, args))
+        }
+        run as $crate::commands::Handler
+    }};
+}
+pub(crate) use handler;
+
+/// One entry of the command table.
+#[derive(Debug)]
+pub(crate) struct Command {
+    /// Lower-case name, as `COMMAND` reports it.
+    pub name: &'static str,
+    /// Redis arity: `n` exactly `n` arguments (name included), `-n` at least `n`.
+    pub arity: i32,
+    /// Redis command flags (`write`, `readonly`, `fast`, ...).
+    pub flags: &'static [&'static str],
+    /// First key argument, last key argument (negative: from the end) and step;
+    /// `0, 0, 0` for commands without keys.
+    pub keys: (i32, i32, i32),
+    /// The documentation group (`string`, `hash`, ...).
+    pub group: &'static str,
+    /// One line for `COMMAND DOCS`.
+    pub summary: &'static str,
+    pub run: Handler,
+}
+
+/// What the server shares with every connection.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub cache: Cache,
+    /// `requirepass`: connections must `AUTH` first when set.
+    pub password: Option<String>,
+    pub next_client_id: std::sync::atomic::AtomicU64,
+}
+
+/// One client connection's state.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub shared: Arc<Shared>,
+    pub protocol: Protocol,
+    pub authenticated: bool,
+    pub id: u64,
+    pub name: Option<Bytes>,
+    /// Set by `QUIT`: close once the reply is written.
+    pub closing: bool,
+}
+
+impl Conn {
+    pub(crate) fn new(shared: Arc<Shared>) -> Conn {
+        let id = shared
+            .next_client_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Conn {
+            authenticated: shared.password.is_none(),
+            shared,
+            protocol: Protocol::Resp2,
+            id,
+            name: None,
+            closing: false,
+        }
+    }
+
+    /// Runs `op` on `key` as given (no namespace).
+    pub(crate) async fn run(&self, key: &[u8], op: Op) -> Result<Reply, Error> {
+        self.shared.cache.execute_raw(key, op).await
+    }
+}
+
+/// Every command, by family.
+pub(crate) fn table() -> impl Iterator<Item = &'static Command> {
+    [
+        connection::COMMANDS,
+        keys::COMMANDS,
+        strings::COMMANDS,
+        hashes::COMMANDS,
+        lists::COMMANDS,
+        sets::COMMANDS,
+        zsets::COMMANDS,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+static BY_NAME: LazyLock<HashMap<&'static str, &'static Command>> =
+    LazyLock::new(|| table().map(|command| (command.name, command)).collect());
+
+/// Looks a command up by name, in any case.
+pub(crate) fn lookup(name: &[u8]) -> Option<&'static Command> {
+    let name = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
+    BY_NAME.get(name.as_str()).copied()
+}
+
+/// Runs one command: lookup, arity, authentication, then its handler.
+pub(crate) async fn dispatch(conn: &mut Conn, args: Args) -> Frame {
+    let Some(name) = args.first() else {
+        return Frame::err("empty command");
+    };
+    let Some(command) = lookup(name) else {
+        let shown: Vec<String> = args[1..]
+            .iter()
+            .map(|arg| format!("'{}'", String::from_utf8_lossy(arg)))
+            .collect();
+        return Frame::err(format!(
+            "unknown command '{}', with args beginning with: {}",
+            String::from_utf8_lossy(name),
+            shown.join(" ")
+        ));
+    };
+    if !conn.authenticated && !matches!(command.name, "auth" | "hello" | "quit" | "reset") {
+        return Frame::Error("NOAUTH Authentication required.".into());
+    }
+    let count = i32::try_from(args.len()).unwrap_or(i32::MAX);
+    let arity_ok = if command.arity >= 0 {
+        count == command.arity
+    } else {
+        count >= -command.arity
+    };
+    if !arity_ok {
+        return Frame::err(format!(
+            "wrong number of arguments for '{}' command",
+            command.name
+        ));
+    }
+    (command.run)(conn, args).await
+}
+
+/// The reply for a failed operation, in Redis's words.
+pub(crate) fn error_frame(err: &Error) -> Frame {
+    match err {
+        Error::WrongType => {
+            Frame::Error("WRONGTYPE Operation against a key holding the wrong kind of value".into())
+        }
+        Error::CapacityExceeded => {
+            Frame::Error("OOM command not allowed when used memory > 'maxmemory'.".into())
+        }
+        Error::Unavailable(reason) => Frame::Error(format!("TRYAGAIN {reason}")),
+        Error::ShuttingDown => Frame::err("the server is shutting down"),
+        Error::NotFound => Frame::err("no such key"),
+        Error::InvalidArgument(message) | Error::Codec(message) => Frame::err(message),
+        // `hive::Error` is non-exhaustive: a kind added later still gets a reply.
+        other => Frame::err(other),
+    }
+}
+
+/// Parses an integer argument as Redis does.
+pub(crate) fn int_arg(arg: &[u8]) -> Result<i64, Frame> {
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| Frame::err("value is not an integer or out of range"))
+}
+
+/// Parses a float argument as Redis does (`inf`, `-inf`, `+inf` accepted; NaN refused).
+pub(crate) fn float_arg(arg: &[u8]) -> Result<f64, Frame> {
+    let text = std::str::from_utf8(arg).map_err(|_| float_error())?;
+    let value: f64 = match text.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        lower if lower.contains("nan") || text.trim() != text => return Err(float_error()),
+        _ => text.parse().map_err(|_| float_error())?,
+    };
+    Ok(value)
+}
+
+fn float_error() -> Frame {
+    Frame::err("value is not a valid float")
+}
+
+/// Returns the current Unix time in milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Returns true if `arg` equals `word`, ignoring ASCII case.
+pub(crate) fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_is_listed_once_with_a_valid_shape() {
+        let mut seen = std::collections::HashSet::new();
+        for command in table() {
+            assert!(seen.insert(command.name), "{} listed twice", command.name);
+            assert_eq!(command.name, command.name.to_ascii_lowercase());
+            assert_ne!(command.arity, 0, "{}", command.name);
+            assert!(!command.summary.is_empty(), "{}", command.name);
+            let (first, _, step) = command.keys;
+            assert!(first >= 0 && step >= 0, "{}", command.name);
+            assert!(lookup(command.name.to_uppercase().as_bytes()).is_some());
+        }
+    }
+
+    #[test]
+    fn floats_parse_like_redis() {
+        assert_eq!(float_arg(b"1.5"), Ok(1.5));
+        assert_eq!(float_arg(b"-inf"), Ok(f64::NEG_INFINITY));
+        assert_eq!(float_arg(b"+inf"), Ok(f64::INFINITY));
+        assert!(float_arg(b"nan").is_err());
+        assert!(float_arg(b" 1").is_err());
+        assert!(float_arg(b"abc").is_err());
+        assert_eq!(int_arg(b"-12"), Ok(-12));
+        assert!(int_arg(b"1.0").is_err());
+    }
+}

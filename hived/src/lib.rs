@@ -1,0 +1,22 @@
+//! `hived`: one Hive node as a process, serving clients over the Redis
+//! protocol (spec: hived.md). Every node accepts every key; the cluster layer
+//! forwards each operation to the key's primary, so clients need no
+//! cluster-aware routing.
+//!
+//! **Invariant:** `hived` uses only the public `hive` API and its byte-level
+//! [`hive::raw`] access; cache semantics stay in the lower crates.
+//!
+//! # Layout
+//! - `options.rs`: the command line and `HIVE_*` environment variables.
+//! - `resp/`: the protocol — bounded request parsing, reply encoding for RESP2
+//!   and RESP3.
+//! - `server.rs`: connections, pipelining, graceful stop.
+//! - `commands/`: the command table (what `COMMAND` reports and dispatch
+//!   runs), one module per command family.
+
+mod commands;
+pub mod options;
+pub mod resp;
+mod server;
+
+pub use server::{Server, ServerOptions};

@@ -1,0 +1,58 @@
+//! The `hived` binary: parses options, starts the node and the RESP server,
+//! and stops gracefully on SIGTERM or SIGINT (a second signal exits at once).
+
+use anyhow::Context;
+use clap::Parser;
+use hived::options::Options;
+use hived::{Server, ServerOptions};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = Options::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&options.log))
+        .init();
+    let node = hive::Node::start(options.node_config())
+        .await
+        .context("starting the node")?;
+    let server = Server::bind(
+        options.resp,
+        node.cache(),
+        ServerOptions {
+            password: options.requirepass.clone(),
+            ..ServerOptions::default()
+        },
+    )
+    .await
+    .with_context(|| format!("binding {}", options.resp))?;
+    let resp = server.local_addr()?;
+    tracing::info!(node = %node.id(), %resp, gossip = ?node.gossip_addr(), "hived ready");
+
+    let stop = CancellationToken::new();
+    let serving = tokio::spawn(server.run(stop.clone()));
+    wait_for_signal().await?;
+    tracing::info!("stopping: finishing requests, handing data off");
+    stop.cancel();
+    tokio::spawn(async {
+        if wait_for_signal().await.is_ok() {
+            tracing::warn!("second signal: exiting at once");
+            std::process::exit(130);
+        }
+    });
+    serving.await.context("the server task")?;
+    node.shutdown().await.context("leaving the cluster")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted.context("waiting for SIGINT")?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}

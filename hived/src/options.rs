@@ -1,0 +1,138 @@
+//! `hived`'s options: flags, with `HIVE_*` environment variables as fallback
+//! (a flag wins over its variable). `hived --help` lists every one.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// One Hive node as a process, serving clients over the Redis protocol.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "hived", version, about, long_about = None)]
+pub struct Options {
+    /// Address clients connect to (RESP).
+    #[arg(long, env = "HIVE_RESP", default_value = "127.0.0.1:6380")]
+    pub resp: SocketAddr,
+    /// Run as a cluster member: gossip on --bind/--port, join --seed.
+    #[arg(long, env = "HIVE_CLUSTER")]
+    pub cluster: bool,
+    /// Gossip bind address (cluster mode).
+    #[arg(long, env = "HIVE_BIND", default_value = "0.0.0.0")]
+    pub bind: String,
+    /// Gossip port (cluster mode); 0 picks a free one.
+    #[arg(long, env = "HIVE_PORT", default_value_t = 7946)]
+    pub port: u16,
+    /// Peer RPC port (cluster mode); 0 picks a free one.
+    #[arg(long, env = "HIVE_RPC_PORT", default_value_t = 0)]
+    pub rpc_port: u16,
+    /// Address other nodes should dial, when it differs from --bind.
+    #[arg(long, env = "HIVE_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// A member to join (host:port of its gossip address); repeat for several.
+    /// Implies --cluster.
+    #[arg(long = "seed", env = "HIVE_SEEDS", value_delimiter = ',')]
+    pub seeds: Vec<String>,
+    /// Copies of each key (cluster mode).
+    #[arg(long, env = "HIVE_REPLICATION_FACTOR", default_value_t = 1)]
+    pub replication_factor: usize,
+    /// Memory limit for stored data, such as 512MiB or 4GiB; 0 for none.
+    #[arg(long, env = "HIVE_MEM_LIMIT", default_value = "0", value_parser = parse_size)]
+    pub mem_limit: u64,
+    /// Node id; generated when empty.
+    #[arg(long, env = "HIVE_NODE_ID", default_value = "")]
+    pub node_id: String,
+    /// Gossip timing: `lan` (default) or `local` (fast, for one machine).
+    #[arg(long, env = "HIVE_GOSSIP", default_value = "lan", value_parser = ["lan", "local"])]
+    pub gossip: String,
+    /// Password clients must AUTH with.
+    #[arg(long, env = "HIVE_PASSWORD")]
+    pub requirepass: Option<String>,
+    /// Log level filter (`info`, `debug`, `hive_cluster=debug`, ...).
+    #[arg(long, env = "HIVE_LOG", default_value = "info")]
+    pub log: String,
+    /// Milliseconds of quiet after a membership change before data moves.
+    #[arg(long, env = "HIVE_REBALANCE_DEBOUNCE_MS", default_value_t = 500)]
+    pub rebalance_debounce_ms: u64,
+}
+
+impl Options {
+    /// Returns the node configuration these options describe.
+    pub fn node_config(&self) -> hive::Config {
+        let cluster = self.cluster || !self.seeds.is_empty();
+        hive::Config {
+            node_id: self.node_id.clone(),
+            mode: if cluster {
+                hive::Mode::Cluster
+            } else {
+                hive::Mode::Standalone
+            },
+            bind_addr: self.bind.clone(),
+            bind_port: self.port,
+            rpc_port: self.rpc_port,
+            advertise_addr: self.advertise.clone(),
+            seeds: self.seeds.clone(),
+            replication_factor: self.replication_factor,
+            mem_limit: self.mem_limit,
+            gossip_preset: if self.gossip == "local" {
+                hive::GossipPreset::Local
+            } else {
+                hive::GossipPreset::Lan
+            },
+            rebalance_debounce: Duration::from_millis(self.rebalance_debounce_ms),
+            ..hive::Config::default()
+        }
+    }
+}
+
+/// Parses a byte size: a number with an optional unit (`B`, `KB`, `KiB`, `MB`,
+/// `MiB`, `GB`, `GiB`, `TB`, `TiB`; case-insensitive).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 512MiB"))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" | "k" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" | "m" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" | "g" => 1 << 30,
+        "tb" => 1_000_000_000_000,
+        "tib" | "t" => 1 << 40,
+        other => return Err(format!("unknown size unit {other:?} in {text:?}")),
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_with_their_units() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_size("2gb"), Ok(2_000_000_000));
+        assert!(parse_size("4 parsecs").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999TiB").is_err());
+    }
+
+    #[test]
+    fn seeds_imply_cluster_mode() {
+        let options = Options::parse_from(["hived", "--seed", "127.0.0.1:7946", "--port", "0"]);
+        assert_eq!(options.node_config().mode, hive::Mode::Cluster);
+        let options = Options::parse_from(["hived"]);
+        assert_eq!(options.node_config().mode, hive::Mode::Standalone);
+        assert_eq!(options.resp, "127.0.0.1:6380".parse().unwrap());
+    }
+}

@@ -1,0 +1,348 @@
+//! Reading commands off a connection's buffer (spec: hived.md "Protocol"):
+//! RESP multibulk arrays as every client library sends them, and inline
+//! commands as typed into a terminal.
+//!
+//! Parsing is bounded: a length is checked against [`Limits`] as soon as its
+//! header is read, and nothing is ever reserved from a claimed length, so a
+//! client announcing a 4 GiB bulk or a billion elements costs the server
+//! nothing but the error. A complete command is split off the buffer and its
+//! arguments are slices of that one allocation (no copy per argument).
+
+use bytes::{Bytes, BytesMut};
+
+/// Bounds on what one command may claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest bulk string (one argument), in bytes.
+    pub max_bulk: usize,
+    /// Most arguments in one multibulk command.
+    pub max_elements: usize,
+    /// Longest inline command or header line, in bytes.
+    pub max_inline: usize,
+}
+
+impl Default for Limits {
+    /// Redis's defaults: 512 MiB bulks are allowed there; Hive's spec caps them
+    /// at 64 MiB, 1 Mi elements and 64 KiB inline lines.
+    fn default() -> Self {
+        Self {
+            max_bulk: 64 << 20,
+            max_elements: 1 << 20,
+            max_inline: 64 << 10,
+        }
+    }
+}
+
+/// Why the bytes on a connection are not a command; the connection is closed
+/// after this is reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError(pub String);
+
+impl std::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Protocol error: {}", self.0)
+    }
+}
+
+/// Takes one complete command off the front of `buf`: `Ok(None)` if more bytes
+/// are needed, an empty `Vec` for a blank inline line.
+pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    match buf.first() {
+        None => Ok(None),
+        Some(b'*') => parse_multibulk(buf, limits),
+        Some(_) => parse_inline(buf, limits),
+    }
+}
+
+/// Returns the line starting at `from` (without its `\r\n`) and where the next
+/// one starts, `None` if it is not complete yet.
+fn line(buf: &[u8], from: usize, limits: &Limits) -> Result<Option<(usize, usize)>, ProtocolError> {
+    let window = &buf[from..buf.len().min(from + limits.max_inline + 2)];
+    match window.windows(2).position(|pair| pair == b"\r\n") {
+        Some(len) => Ok(Some((from + len, from + len + 2))),
+        None if window.len() >= limits.max_inline + 2 => {
+            Err(ProtocolError("too big inline request".into()))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Parses the decimal number in `digits`.
+fn number(digits: &[u8], what: &str) -> Result<i64, ProtocolError> {
+    std::str::from_utf8(digits)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| ProtocolError(format!("invalid {what} length")))
+}
+
+fn parse_multibulk(
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    let Some((end, mut at)) = line(buf, 0, limits)? else {
+        return Ok(None);
+    };
+    let count = number(&buf[1..end], "multibulk")?;
+    if count > limits.max_elements as i64 {
+        return Err(ProtocolError("invalid multibulk length".into()));
+    }
+    // Redis treats `*0` and `*-1` as nothing at all.
+    let count = usize::try_from(count).unwrap_or(0);
+    // Offsets of each argument, found before anything is taken off the buffer.
+    let mut spans = Vec::with_capacity(count.min(64));
+    for _ in 0..count {
+        if at >= buf.len() {
+            return Ok(None);
+        }
+        if buf[at] != b'$' {
+            return Err(ProtocolError(format!(
+                "expected '$', got '{}'",
+                char::from(buf[at]).escape_default()
+            )));
+        }
+        let Some((end, body)) = line(buf, at, limits)? else {
+            return Ok(None);
+        };
+        let len = number(&buf[at + 1..end], "bulk")?;
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|len| *len <= limits.max_bulk)
+            .ok_or_else(|| ProtocolError("invalid bulk length".into()))?;
+        if buf.len() < body + len + 2 {
+            return Ok(None);
+        }
+        if &buf[body + len..body + len + 2] != b"\r\n" {
+            return Err(ProtocolError("bulk not terminated by CRLF".into()));
+        }
+        spans.push((body, len));
+        at = body + len + 2;
+    }
+    let frame = buf.split_to(at).freeze();
+    Ok(Some(
+        spans
+            .into_iter()
+            .map(|(from, len)| frame.slice(from..from + len))
+            .collect(),
+    ))
+}
+
+fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    let window = &buf[..buf.len().min(limits.max_inline + 1)];
+    let Some(newline) = window.iter().position(|byte| *byte == b'\n') else {
+        return if window.len() > limits.max_inline {
+            Err(ProtocolError("too big inline request".into()))
+        } else {
+            Ok(None)
+        };
+    };
+    let line = buf.split_to(newline + 1).freeze();
+    let text = line.slice(..newline);
+    let text = text.strip_suffix(b"\r").unwrap_or(&text);
+    split_inline(text).map(Some)
+}
+
+/// Splits an inline command into arguments as Redis does: on spaces, with
+/// `"double"` (escapes `\n`, `\"`, `\xHH`...) and `'single'` quotes.
+fn split_inline(text: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
+    let unbalanced = || ProtocolError("unbalanced quotes in request".into());
+    let mut args = Vec::new();
+    let mut at = 0;
+    loop {
+        while at < text.len() && text[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        if at == text.len() {
+            return Ok(args);
+        }
+        let mut arg = Vec::new();
+        match text[at] {
+            b'"' => {
+                at += 1;
+                loop {
+                    match text.get(at) {
+                        None => return Err(unbalanced()),
+                        Some(b'"') => break,
+                        Some(b'\\') => {
+                            let (byte, used) = unescape(&text[at + 1..]).ok_or_else(unbalanced)?;
+                            arg.push(byte);
+                            at += 1 + used;
+                        }
+                        Some(byte) => {
+                            arg.push(*byte);
+                            at += 1;
+                        }
+                    }
+                }
+                at += 1;
+            }
+            b'\'' => {
+                at += 1;
+                loop {
+                    match text.get(at) {
+                        None => return Err(unbalanced()),
+                        Some(b'\'') => break,
+                        Some(b'\\') if text.get(at + 1) == Some(&b'\'') => {
+                            arg.push(b'\'');
+                            at += 2;
+                        }
+                        Some(byte) => {
+                            arg.push(*byte);
+                            at += 1;
+                        }
+                    }
+                }
+                at += 1;
+            }
+            _ => {
+                while at < text.len() && !text[at].is_ascii_whitespace() {
+                    arg.push(text[at]);
+                    at += 1;
+                }
+                args.push(Bytes::from(arg));
+                continue;
+            }
+        }
+        // A closing quote must be followed by a space or the end.
+        if at < text.len() && !text[at].is_ascii_whitespace() {
+            return Err(unbalanced());
+        }
+        args.push(Bytes::from(arg));
+    }
+}
+
+/// Decodes the escape after a backslash; returns the byte and how many bytes
+/// of `rest` it used.
+fn unescape(rest: &[u8]) -> Option<(u8, usize)> {
+    let hex = |byte: u8| char::from(byte).to_digit(16);
+    Some(match *rest.first()? {
+        b'x' if rest.len() >= 3 => match (hex(rest[1]), hex(rest[2])) {
+            (Some(high), Some(low)) => (u8::try_from(high * 16 + low).ok()?, 3),
+            _ => (b'x', 1),
+        },
+        b'n' => (b'\n', 1),
+        b'r' => (b'\r', 1),
+        b't' => (b'\t', 1),
+        b'b' => (0x08, 1),
+        b'a' => (0x07, 1),
+        other => (other, 1),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn parse_all(input: &[u8], limits: &Limits) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
+        let mut buf = BytesMut::from(input);
+        let mut commands = Vec::new();
+        while let Some(command) = parse(&mut buf, limits)? {
+            commands.push(command);
+        }
+        Ok(commands)
+    }
+
+    fn encode(args: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            out.extend_from_slice(arg);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    #[test]
+    fn pipelined_multibulk_commands_come_out_in_order() {
+        let input = b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+        let commands = parse_all(input, &Limits::default()).unwrap();
+        assert_eq!(
+            commands,
+            vec![
+                vec![Bytes::from("PING")],
+                vec![Bytes::from("GET"), Bytes::from("k")]
+            ]
+        );
+    }
+
+    #[test]
+    fn a_partial_command_waits_for_more_bytes() {
+        let whole = encode(&[b"SET".to_vec(), b"key".to_vec(), b"value".to_vec()]);
+        for cut in 0..whole.len() {
+            let mut buf = BytesMut::from(&whole[..cut]);
+            assert_eq!(
+                parse(&mut buf, &Limits::default()),
+                Ok(None),
+                "cut at {cut}"
+            );
+            assert_eq!(buf.len(), cut, "nothing consumed");
+        }
+    }
+
+    #[test]
+    fn inline_commands_split_on_spaces_and_honour_quotes() {
+        let commands = parse_all(
+            b"SET k \"a b\\x41\\n\"\r\nGET 'it\\'s'\n\r\n",
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            commands,
+            vec![
+                vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("a bA\n")],
+                vec![Bytes::from("GET"), Bytes::from("it's")],
+                vec![],
+            ]
+        );
+        assert!(parse_all(b"GET \"open\r\n", &Limits::default()).is_err());
+    }
+
+    #[test]
+    fn claimed_sizes_beyond_the_limits_are_refused_from_the_header() {
+        let limits = Limits {
+            max_bulk: 16,
+            max_elements: 4,
+            max_inline: 32,
+        };
+        for input in [
+            &b"*5\r\n"[..],
+            b"*1\r\n$17\r\n",
+            b"*1\r\n$-5\r\n",
+            b"*1\r\n$4294967296000\r\n",
+            b"*x\r\n",
+            b"*1\r\n+OK\r\n",
+            b"*1\r\n$1\r\nab\r\n",
+        ] {
+            let mut buf = BytesMut::from(input);
+            assert!(parse(&mut buf, &limits).is_err(), "{input:?}");
+        }
+        let long_line = vec![b'a'; 40];
+        assert!(parse_all(&long_line, &limits).is_err());
+        let mut header = b"*1\r\n$".to_vec();
+        header.extend(vec![b'9'; 40]);
+        assert!(parse_all(&header, &limits).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn encoded_commands_parse_back(args in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 1..8)) {
+            let commands = parse_all(&encode(&args), &Limits::default()).unwrap();
+            let expected: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
+            prop_assert_eq!(commands, vec![expected]);
+        }
+
+        #[test]
+        fn garbage_never_panics(input in prop::collection::vec(any::<u8>(), 0..200)) {
+            let limits = Limits { max_bulk: 64, max_elements: 8, max_inline: 64 };
+            let mut buf = BytesMut::from(&input[..]);
+            // Whatever happens, it ends: each step consumes bytes, waits or fails.
+            for _ in 0..=input.len() {
+                match parse(&mut buf, &limits) {
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+    }
+}

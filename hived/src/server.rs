@@ -1,0 +1,160 @@
+//! The RESP server: accepts connections and serves each on its own task,
+//! reading pipelined commands, running them in order and writing the replies
+//! in as few writes as the pipeline allows.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use bytes::BytesMut;
+use hive::Cache;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::commands::{Conn, Shared, dispatch};
+use crate::resp::{Frame, Limits, parse};
+
+/// Replies are written once this much is queued, even mid-pipeline.
+const FLUSH_AT: usize = 64 << 10;
+
+/// What a server needs besides the cache.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Password clients must `AUTH` with, if any.
+    pub password: Option<String>,
+    /// Bounds on what one request may claim.
+    pub limits: Limits,
+    /// Most bytes a connection may have buffered without completing a command.
+    pub max_query_buffer: Option<usize>,
+}
+
+/// A bound RESP server.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    limits: Limits,
+    max_query_buffer: usize,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port).
+    pub async fn bind(
+        addr: SocketAddr,
+        cache: Cache,
+        options: ServerOptions,
+    ) -> io::Result<Server> {
+        let listener = TcpListener::bind(addr).await?;
+        let limits = options.limits;
+        Ok(Server {
+            listener,
+            shared: Arc::new(Shared {
+                cache,
+                password: options.password,
+                next_client_id: AtomicU64::new(1),
+            }),
+            max_query_buffer: options
+                .max_query_buffer
+                .unwrap_or(limits.max_bulk.saturating_mul(2).max(1 << 20)),
+            limits,
+        })
+    }
+
+    /// Returns the address actually bound.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `stop` is cancelled, then stops accepting and waits for
+    /// every connection to finish the command it is running.
+    pub async fn run(self, stop: CancellationToken) {
+        let connections = TaskTracker::new();
+        loop {
+            let accepted = tokio::select! {
+                () = stop.cancelled() => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let conn = Conn::new(self.shared.clone());
+                    let (limits, max_buffer, stop) =
+                        (self.limits, self.max_query_buffer, stop.clone());
+                    connections.spawn(async move {
+                        if let Err(err) = serve(stream, conn, limits, max_buffer, stop).await {
+                            tracing::debug!(%peer, %err, "connection ended with an error");
+                        }
+                    });
+                }
+                Err(err) => {
+                    // Out of file descriptors and the like: keep serving the
+                    // connections there are.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+        connections.close();
+        connections.wait().await;
+    }
+}
+
+/// Serves one connection until the client leaves, breaks the protocol, sends
+/// `QUIT`, or the server stops.
+async fn serve(
+    mut stream: TcpStream,
+    mut conn: Conn,
+    limits: Limits,
+    max_buffer: usize,
+    stop: CancellationToken,
+) -> io::Result<()> {
+    let mut input = BytesMut::with_capacity(16 << 10);
+    let mut output = BytesMut::with_capacity(16 << 10);
+    loop {
+        loop {
+            match parse(&mut input, &limits) {
+                Ok(Some(args)) if args.is_empty() => {}
+                Ok(Some(args)) => {
+                    let reply = dispatch(&mut conn, args).await;
+                    reply.write(&mut output, conn.protocol);
+                    if conn.closing {
+                        return stream.write_all(&output).await;
+                    }
+                    if output.len() >= FLUSH_AT {
+                        stream.write_all(&output).await?;
+                        output.clear();
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    Frame::err(&err).write(&mut output, conn.protocol);
+                    stream.write_all(&output).await?;
+                    return Ok(());
+                }
+            }
+        }
+        if input.len() > max_buffer {
+            Frame::err("Protocol error: query buffer limit exceeded")
+                .write(&mut output, conn.protocol);
+            stream.write_all(&output).await?;
+            return Ok(());
+        }
+        if !output.is_empty() {
+            stream.write_all(&output).await?;
+            output.clear();
+        }
+        if input.capacity() - input.len() < 4096 {
+            input.reserve(16 << 10);
+        }
+        let read = tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            read = stream.read_buf(&mut input) => read?,
+        };
+        if read == 0 {
+            return Ok(());
+        }
+    }
+}
