@@ -130,10 +130,13 @@ async fn pop(conn: &mut Conn, args: Args) -> Frame {
             Err(err) => return error_frame(&err),
         }
     }
-    if popped.is_empty() && count > 0 {
-        // Redis answers a missing list with a null array.
-        return match conn.run(&args[1], Op::Exists).await {
-            Ok(_) => Frame::NullArray,
+    if popped.is_empty() {
+        // Redis answers a missing list with a null array, an existing one
+        // asked for 0 elements with an empty array, another type with
+        // WRONGTYPE (lists are removed when emptied: length 0 means missing).
+        return match conn.run(&args[1], Op::LLen).await {
+            Ok(Reply::Count(0)) | Err(Error::NotFound) => Frame::NullArray,
+            Ok(_) => Frame::Array(Vec::new()),
             Err(err) => error_frame(&err),
         };
     }

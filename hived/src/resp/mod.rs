@@ -5,5 +5,5 @@
 mod parse;
 mod reply;
 
-pub use parse::{Limits, ProtocolError, parse};
+pub use parse::{Limits, ProtocolError, encode_request, parse};
 pub use reply::{Frame, Protocol, format_double};

@@ -44,6 +44,19 @@ impl std::fmt::Display for ProtocolError {
     }
 }
 
+/// Encodes a command the way clients send it: a multibulk array of bulk
+/// strings (for load generators and tests).
+pub fn encode_request<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        let arg = arg.as_ref();
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
 /// Takes one complete command off the front of `buf`: `Ok(None)` if more bytes
 /// are needed, an empty `Vec` for a blank inline line.
 pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
@@ -244,13 +257,7 @@ mod tests {
     }
 
     fn encode(args: &[Vec<u8>]) -> Vec<u8> {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for arg in args {
-            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            out.extend_from_slice(arg);
-            out.extend_from_slice(b"\r\n");
-        }
-        out
+        encode_request(args)
     }
 
     #[test]

@@ -1,0 +1,224 @@
+//! What the `hived` tests share: a server in-process on 127.0.0.1:0, a real
+//! `redis-server` on a free port, and a small blocking RESP client that reads
+//! replies into [`Value`]s.
+
+#![allow(dead_code)] // reason: each test binary uses a different part
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hived::{Server, ServerOptions};
+use tokio_util::sync::CancellationToken;
+
+/// A `hived` server running on its own runtime; stopped when dropped.
+pub(crate) struct Hived {
+    pub(crate) addr: SocketAddr,
+    stop: CancellationToken,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Hived {
+    pub(crate) fn start() -> Hived {
+        Hived::start_with(ServerOptions::default())
+    }
+
+    pub(crate) fn start_with(options: ServerOptions) -> Hived {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let stop = CancellationToken::new();
+        let addr = runtime.block_on(async {
+            let node = hive::Node::start(hive::Config::default())
+                .await
+                .expect("a standalone node");
+            let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), node.cache(), options)
+                .await
+                .expect("binds");
+            let addr = server.local_addr().expect("bound");
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                server.run(stop).await;
+                let _ = node.shutdown().await;
+            });
+            addr
+        });
+        Hived {
+            addr,
+            stop,
+            runtime: Some(runtime),
+        }
+    }
+
+    pub(crate) fn client(&self) -> Client {
+        Client::connect(self.addr)
+    }
+}
+
+impl Drop for Hived {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+/// A real `redis-server` on a free port, without persistence; killed when dropped.
+pub(crate) struct Redis {
+    pub(crate) addr: SocketAddr,
+    child: Child,
+}
+
+impl Redis {
+    /// Starts `redis-server` (Debian's `redis-server` package; CI installs it).
+    pub(crate) fn start() -> Redis {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (apt-get install redis-server)");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { addr, child }
+    }
+
+    pub(crate) fn client(&self) -> Client {
+        Client::connect(self.addr)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Returns a port that was free a moment ago.
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// One RESP reply.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Option<Vec<Value>>),
+    Double(String),
+    Null,
+    Bool(bool),
+    Map(Vec<(Value, Value)>),
+    Set(Vec<Value>),
+}
+
+impl Value {
+    pub(crate) fn bulk(text: &str) -> Value {
+        Value::Bulk(Some(text.as_bytes().to_vec()))
+    }
+}
+
+/// A blocking RESP client.
+pub(crate) struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Client {
+    pub(crate) fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connects");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("a timeout");
+        Client {
+            reader: BufReader::new(stream.try_clone().expect("clones")),
+            writer: stream,
+        }
+    }
+
+    /// Sends raw bytes.
+    pub(crate) fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(bytes)
+    }
+
+    /// Closes the sending half: the server sees the end of the input.
+    pub(crate) fn finish_sending(&mut self) {
+        let _ = self.writer.shutdown(std::net::Shutdown::Write);
+    }
+
+    /// Sends one command as a multibulk array.
+    pub(crate) fn send(&mut self, args: &[&[u8]]) {
+        self.send_raw(&encode(args)).expect("sends");
+    }
+
+    /// Sends one command and reads its reply.
+    pub(crate) fn call(&mut self, args: &[&str]) -> Value {
+        let args: Vec<&[u8]> = args.iter().map(|arg| arg.as_bytes()).collect();
+        self.send(&args);
+        self.read().expect("a reply")
+    }
+
+    /// Reads one reply; an error if the connection closed or sent garbage.
+    pub(crate) fn read(&mut self) -> std::io::Result<Value> {
+        let mut line = Vec::new();
+        self.reader.read_until(b'\n', &mut line)?;
+        if line.is_empty() {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let text = String::from_utf8_lossy(&line[1..line.len().saturating_sub(2)]).into_owned();
+        let number = || text.parse::<i64>().expect("a number");
+        Ok(match line[0] {
+            b'+' => Value::Simple(text),
+            b'-' => Value::Error(text),
+            b':' => Value::Int(number()),
+            b'$' if number() < 0 => Value::Bulk(None),
+            b'$' => {
+                let mut body = vec![0; usize::try_from(number()).expect("a length") + 2];
+                self.reader.read_exact(&mut body)?;
+                body.truncate(body.len() - 2);
+                Value::Bulk(Some(body))
+            }
+            b'*' if number() < 0 => Value::Array(None),
+            b'*' => Value::Array(Some(
+                (0..number())
+                    .map(|_| self.read())
+                    .collect::<Result<_, _>>()?,
+            )),
+            b'~' => Value::Set(
+                (0..number())
+                    .map(|_| self.read())
+                    .collect::<Result<_, _>>()?,
+            ),
+            b'%' => Value::Map(
+                (0..number())
+                    .map(|_| Ok((self.read()?, self.read()?)))
+                    .collect::<std::io::Result<_>>()?,
+            ),
+            b',' => Value::Double(text),
+            b'_' => Value::Null,
+            b'#' => Value::Bool(text == "t"),
+            other => panic!("unexpected reply type {:?}", char::from(other)),
+        })
+    }
+}
+
+/// Encodes a command as a RESP multibulk array.
+pub(crate) fn encode(args: &[&[u8]]) -> Vec<u8> {
+    hived::resp::encode_request(args)
+}
