@@ -13,12 +13,14 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&options.log))
         .init();
-    let node = hive::Node::start(options.node_config())
-        .await
-        .context("starting the node")?;
+    let node = std::sync::Arc::new(
+        hive::Node::start(options.node_config())
+            .await
+            .context("starting the node")?,
+    );
     let server = Server::bind(
         options.resp,
-        node.cache(),
+        node.clone(),
         ServerOptions {
             password: options.requirepass.clone(),
             ..ServerOptions::default()
@@ -41,7 +43,11 @@ async fn main() -> anyhow::Result<()> {
         }
     });
     serving.await.context("the server task")?;
-    node.shutdown().await.context("leaving the cluster")?;
+    // Every connection has ended, so this is the last handle on the node.
+    match std::sync::Arc::try_unwrap(node) {
+        Ok(node) => node.shutdown().await.context("leaving the cluster")?,
+        Err(_) => anyhow::bail!("a connection outlived the server; stopping without hand-off"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

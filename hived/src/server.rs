@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use bytes::BytesMut;
-use hive::Cache;
+use hive::Node;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -41,10 +41,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `addr` (port 0 picks a free port).
+    /// Binds `addr` (port 0 picks a free port) to serve `node`.
     pub async fn bind(
         addr: SocketAddr,
-        cache: Cache,
+        node: Arc<Node>,
         options: ServerOptions,
     ) -> io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
@@ -52,7 +52,8 @@ impl Server {
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
-                cache,
+                cache: node.cache(),
+                node,
                 password: options.password,
                 next_client_id: AtomicU64::new(1),
             }),

@@ -202,3 +202,33 @@ fn command_lists_the_table_and_docs_answer_for_redis_cli() {
     };
     assert_eq!(docs[0], Value::bulk("set"));
 }
+
+#[test]
+fn hive_status_dbsize_and_info_describe_the_node() {
+    let server = Hived::start();
+    let mut client = server.client();
+    client.call(&["SET", "a", "1"]);
+    client.call(&["RPUSH", "b", "x"]);
+    assert_eq!(client.call(&["DBSIZE"]), Value::Int(2));
+    let Value::Array(Some(status)) = client.call(&["HIVE.STATUS"]) else {
+        panic!("HIVE.STATUS answers a map (an array in RESP2)");
+    };
+    let field = |name: &str| {
+        status
+            .chunks(2)
+            .find(|pair| pair[0] == Value::bulk(name))
+            .map(|pair| pair[1].clone())
+    };
+    assert_eq!(field("keys"), Some(Value::Int(2)));
+    assert_eq!(field("replication_factor"), Some(Value::Int(1)));
+    let Some(Value::Array(Some(members))) = field("members") else {
+        panic!("members listed");
+    };
+    assert_eq!(members.len(), 1);
+    let Value::Bulk(Some(info)) = client.call(&["INFO"]) else {
+        panic!("INFO answers a bulk string");
+    };
+    let info = String::from_utf8(info).unwrap();
+    assert!(info.contains("# Keyspace\r\ndb0:keys=2"), "{info}");
+    assert!(info.contains("# Cluster\r\n"), "{info}");
+}

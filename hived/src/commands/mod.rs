@@ -6,6 +6,7 @@ mod connection;
 mod hashes;
 mod keys;
 mod lists;
+mod server;
 mod sets;
 mod strings;
 mod zsets;
@@ -16,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hive::raw::{Op, Reply};
-use hive::{Cache, Error};
+use hive::{Cache, Error, Node};
 
 use crate::resp::{Frame, Protocol};
 
@@ -65,6 +66,7 @@ pub(crate) struct Command {
 /// What the server shares with every connection.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    pub node: Arc<Node>,
     pub cache: Cache,
     /// `requirepass`: connections must `AUTH` first when set.
     pub password: Option<String>,
@@ -112,6 +114,7 @@ pub(crate) fn table() -> impl Iterator<Item = &'static Command> {
         strings::COMMANDS,
         hashes::COMMANDS,
         lists::COMMANDS,
+        server::COMMANDS,
         sets::COMMANDS,
         zsets::COMMANDS,
     ]

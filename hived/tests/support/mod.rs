@@ -32,17 +32,21 @@ impl Hived {
             .expect("a runtime");
         let stop = CancellationToken::new();
         let addr = runtime.block_on(async {
-            let node = hive::Node::start(hive::Config::default())
-                .await
-                .expect("a standalone node");
-            let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), node.cache(), options)
+            let node = std::sync::Arc::new(
+                hive::Node::start(hive::Config::default())
+                    .await
+                    .expect("a standalone node"),
+            );
+            let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), node.clone(), options)
                 .await
                 .expect("binds");
             let addr = server.local_addr().expect("bound");
             let stop = stop.clone();
             tokio::spawn(async move {
                 server.run(stop).await;
-                let _ = node.shutdown().await;
+                if let Ok(node) = std::sync::Arc::try_unwrap(node) {
+                    let _ = node.shutdown().await;
+                }
             });
             addr
         });

@@ -1,0 +1,144 @@
+//! Server commands: `HIVE.STATUS` (members, states, ring shares, rebalance
+//! progress), `DBSIZE` and `INFO`.
+
+use hive::{ClusterStatus, MemberState};
+
+use super::{Args, Command, Conn, handler};
+use crate::resp::Frame;
+
+pub(super) static COMMANDS: &[Command] = &[
+    Command {
+        name: "hive.status",
+        arity: 1,
+        flags: &["readonly", "fast"],
+        keys: (0, 0, 0),
+        group: "server",
+        summary: "Returns this node's view of the cluster: members, states, ring shares, rebalance progress.",
+        run: handler!(status),
+    },
+    Command {
+        name: "dbsize",
+        arity: 1,
+        flags: &["readonly", "fast"],
+        keys: (0, 0, 0),
+        group: "server",
+        summary: "Returns the number of keys this node holds (replicas included in a cluster).",
+        run: handler!(dbsize),
+    },
+    Command {
+        name: "info",
+        arity: -1,
+        flags: &["stale"],
+        keys: (0, 0, 0),
+        group: "server",
+        summary: "Returns server, memory, keyspace and cluster information.",
+        run: handler!(info),
+    },
+];
+
+fn state_name(state: MemberState) -> &'static str {
+    match state {
+        MemberState::Alive => "alive",
+        MemberState::Suspect => "suspect",
+        MemberState::Dead => "dead",
+        MemberState::Left => "left",
+    }
+}
+
+fn text(value: impl ToString) -> Frame {
+    Frame::bulk(value.to_string())
+}
+
+async fn status(conn: &mut Conn, _: Args) -> Frame {
+    let status = conn.shared.node.status();
+    let members = status
+        .members
+        .iter()
+        .map(|member| {
+            let addr =
+                |addr: Option<std::net::SocketAddr>| addr.map_or(Frame::Null, |addr| text(addr));
+            Frame::Map(vec![
+                (text("id"), text(&member.id)),
+                (text("state"), text(state_name(member.state))),
+                (text("ring_share"), Frame::Double(member.ring_share)),
+                (text("gossip_addr"), addr(member.gossip_addr)),
+                (text("rpc_addr"), addr(member.rpc_addr)),
+            ])
+        })
+        .collect();
+    Frame::Map(vec![
+        (text("node_id"), text(&status.node_id)),
+        (
+            text("replication_factor"),
+            Frame::count(status.replication_factor),
+        ),
+        (text("keys"), Frame::count(status.keys)),
+        (text("memory_bytes"), Frame::count(status.memory_bytes)),
+        (
+            text("rebalance_pending"),
+            Frame::count(status.rebalance_pending),
+        ),
+        (text("members"), Frame::Array(members)),
+    ])
+}
+
+async fn dbsize(conn: &mut Conn, _: Args) -> Frame {
+    Frame::count(conn.shared.node.status().keys)
+}
+
+async fn info(conn: &mut Conn, args: Args) -> Frame {
+    let status = conn.shared.node.status();
+    let wanted = |section: &str| {
+        args.len() == 1
+            || args[1..].iter().any(|arg| {
+                arg.eq_ignore_ascii_case(section.as_bytes())
+                    || arg.eq_ignore_ascii_case(b"all")
+                    || arg.eq_ignore_ascii_case(b"everything")
+            })
+    };
+    let mut out = String::new();
+    if wanted("server") {
+        out.push_str(&format!(
+            "# Server\r\nredis_version:7.0.0\r\nhive_version:{}\r\nrun_id:{}\r\nprocess_id:{}\r\n\r\n",
+            env!("CARGO_PKG_VERSION"),
+            status.node_id,
+            std::process::id()
+        ));
+    }
+    if wanted("memory") {
+        out.push_str(&format!(
+            "# Memory\r\nused_memory:{}\r\n\r\n",
+            status.memory_bytes
+        ));
+    }
+    if wanted("keyspace") && status.keys > 0 {
+        out.push_str(&format!(
+            "# Keyspace\r\ndb0:keys={},expires=0,avg_ttl=0\r\n\r\n",
+            status.keys
+        ));
+    }
+    if wanted("cluster") {
+        out.push_str(&cluster_section(&status));
+    }
+    Frame::bulk(out)
+}
+
+fn cluster_section(status: &ClusterStatus) -> String {
+    let mut out = format!(
+        "# Cluster\r\ncluster_enabled:0\r\nhive_node_id:{}\r\nhive_replication_factor:{}\r\nhive_members:{}\r\nhive_rebalance_pending:{}\r\n",
+        status.node_id,
+        status.replication_factor,
+        status.members.len(),
+        status.rebalance_pending
+    );
+    for (i, member) in status.members.iter().enumerate() {
+        out.push_str(&format!(
+            "hive_member{i}:id={},state={},ring_share={:.4}\r\n",
+            member.id,
+            state_name(member.state),
+            member.ring_share
+        ));
+    }
+    out.push_str("\r\n");
+    out
+}
