@@ -56,7 +56,7 @@ async fn status(conn: &mut Conn, _: Args) -> Frame {
         .iter()
         .map(|member| {
             let addr =
-                |addr: Option<std::net::SocketAddr>| addr.map_or(Frame::Null, |addr| text(addr));
+                |addr: Option<std::net::SocketAddr>| addr.map_or(Frame::Null, text);
             Frame::Map(vec![
                 (text("id"), text(&member.id)),
                 (text("state"), text(state_name(member.state))),
