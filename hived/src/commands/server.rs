@@ -55,8 +55,7 @@ async fn status(conn: &mut Conn, _: Args) -> Frame {
         .members
         .iter()
         .map(|member| {
-            let addr =
-                |addr: Option<std::net::SocketAddr>| addr.map_or(Frame::Null, text);
+            let addr = |addr: Option<std::net::SocketAddr>| addr.map_or(Frame::Null, text);
             Frame::Map(vec![
                 (text("id"), text(&member.id)),
                 (text("state"), text(state_name(member.state))),

@@ -1,0 +1,198 @@
+//! Three `hived` processes form a cluster on 127.0.0.1 (spec: hived.md): every
+//! node accepts every key, a `kill -9` of one loses no acknowledged write
+//! (RF=2), and a graceful stop (SIGTERM) hands its data to the last node.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{Client, Value, free_port};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+struct Process {
+    child: Child,
+    resp: std::net::SocketAddr,
+    gossip: u16,
+}
+
+impl Process {
+    fn start(seed: Option<u16>) -> Process {
+        let (resp_port, gossip) = (free_port(), free_port());
+        let resp = std::net::SocketAddr::from(([127, 0, 0, 1], resp_port));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hived"));
+        command
+            .args([
+                "--resp",
+                &resp.to_string(),
+                "--cluster",
+                "--bind",
+                "127.0.0.1",
+            ])
+            .args(["--port", &gossip.to_string(), "--gossip", "local"])
+            .args(["--replication-factor", "2", "--rebalance-debounce-ms", "50"])
+            .args(["--log", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some(seed) = seed {
+            command.args(["--seed", &format!("127.0.0.1:{seed}")]);
+        }
+        let child = command.spawn().expect("hived starts");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(resp).is_err() {
+            assert!(started.elapsed() < DEADLINE, "hived did not open {resp}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Process {
+            child,
+            resp,
+            gossip,
+        }
+    }
+
+    fn client(&self) -> Client {
+        Client::connect(self.resp)
+    }
+
+    /// Returns (alive members, rebalance pending) from `HIVE.STATUS`.
+    fn view(&self) -> (usize, i64) {
+        let Value::Array(Some(status)) = self.client().call(&["HIVE.STATUS"]) else {
+            panic!("HIVE.STATUS answers a map");
+        };
+        let field = |name: &str| {
+            status
+                .chunks(2)
+                .find(|pair| pair[0] == Value::bulk(name))
+                .map(|pair| pair[1].clone())
+                .expect("a status field")
+        };
+        let Value::Array(Some(members)) = field("members") else {
+            panic!("members listed");
+        };
+        let alive = members
+            .iter()
+            .filter(|member| {
+                matches!(member, Value::Array(Some(fields))
+                    if fields.windows(2).any(|pair| pair == [Value::bulk("state"), Value::bulk("alive")]))
+            })
+            .count();
+        let Value::Int(pending) = field("rebalance_pending") else {
+            panic!("rebalance_pending is a number");
+        };
+        (alive, pending)
+    }
+
+    /// Polls until this node sees `members` alive members and nothing to move.
+    fn wait_for(&self, members: usize) {
+        let started = Instant::now();
+        while self.view() != (members, 0) {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "{} sees {:?}, wanted {members} members",
+                self.resp,
+                self.view()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads `key` through `node`, retrying while the cluster answers TRYAGAIN.
+fn read(node: &Process, args: &[&str]) -> Value {
+    let started = Instant::now();
+    loop {
+        match node.client().call(args) {
+            Value::Error(e) if e.starts_with("TRYAGAIN") && started.elapsed() < DEADLINE => {
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            reply => return reply,
+        }
+    }
+}
+
+#[test]
+fn a_three_process_cluster_serves_every_key_everywhere_and_survives_kill_and_stop() {
+    let first = Process::start(None);
+    let second = Process::start(Some(first.gossip));
+    let mut third = Process::start(Some(first.gossip));
+    for node in [&first, &second, &third] {
+        node.wait_for(3);
+    }
+    let mut writer = first.client();
+    for i in 0..300 {
+        let (key, value) = (format!("key-{i}"), format!("value-{i}"));
+        assert_eq!(
+            writer.call(&["SET", &key, &value]),
+            Value::Simple("OK".into())
+        );
+    }
+    let mut pusher = second.client();
+    for i in 0..50 {
+        assert_eq!(
+            pusher.call(&["RPUSH", "log", &i.to_string()]),
+            Value::Int(i + 1)
+        );
+    }
+    let expected_log: Vec<Value> = (0..50).map(|i| Value::bulk(&i.to_string())).collect();
+    for node in [&first, &second, &third] {
+        assert_eq!(read(node, &["GET", "key-7"]), Value::bulk("value-7"));
+        assert_eq!(
+            read(node, &["LRANGE", "log", "0", "-1"]),
+            Value::Array(Some(expected_log.clone()))
+        );
+    }
+
+    // kill -9: the survivors detect it and still hold every acknowledged write.
+    third.child.kill().expect("SIGKILL");
+    third.child.wait().expect("reaped");
+    for node in [&first, &second] {
+        node.wait_for(2);
+    }
+    for node in [&first, &second] {
+        for i in 0..300 {
+            let key = format!("key-{i}");
+            assert_eq!(
+                read(node, &["GET", &key]),
+                Value::bulk(&format!("value-{i}")),
+                "{key}"
+            );
+        }
+        assert_eq!(
+            read(node, &["LRANGE", "log", "0", "-1"]),
+            Value::Array(Some(expected_log.clone()))
+        );
+    }
+
+    // SIGTERM: the node hands its data off before it exits.
+    let status = Command::new("kill")
+        .args(["-TERM", &second.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let mut second = second;
+    let started = Instant::now();
+    while second.child.try_wait().expect("waits").is_none() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "hived did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    first.wait_for(1);
+    for i in 0..300 {
+        let key = format!("key-{i}");
+        assert_eq!(
+            read(&first, &["GET", &key]),
+            Value::bulk(&format!("value-{i}")),
+            "{key}"
+        );
+    }
+}
