@@ -232,3 +232,21 @@ fn hive_status_dbsize_and_info_describe_the_node() {
     assert!(info.contains("# Keyspace\r\ndb0:keys=2"), "{info}");
     assert!(info.contains("# Cluster\r\n"), "{info}");
 }
+
+#[test]
+fn config_get_reports_what_benchmark_tools_ask_for() {
+    let server = Hived::start();
+    let mut client = server.client();
+    assert_eq!(
+        client.call(&["CONFIG", "GET", "appendonly"]),
+        Value::Array(Some(vec![Value::bulk("appendonly"), Value::bulk("no")]))
+    );
+    assert_eq!(
+        client.call(&["CONFIG", "GET", "maxmemory"]),
+        Value::Array(Some(vec![]))
+    );
+    assert!(matches!(
+        client.call(&["CONFIG", "SET", "save", ""]),
+        Value::Error(_)
+    ));
+}

@@ -111,6 +111,9 @@ struct Options {
 }
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
+    if args.first().map(String::as_str) == Some("resp") {
+        return crate::resp::run(&args[1..]);
+    }
     let Some(options) = parse_args(args)? else {
         print!("{USAGE}");
         return Ok(());
@@ -425,7 +428,7 @@ fn format_time(ns: f64) -> String {
     format!("{value:.decimals$} {unit}")
 }
 
-fn machine_info() -> String {
+pub(crate) fn machine_info() -> String {
     let threads =
         std::thread::available_parallelism().map_or_else(|_| "?".to_string(), |n| n.to_string());
     let cpu = std::fs::read_to_string("/proc/cpuinfo")

@@ -4,6 +4,7 @@
 //! command an xtask runs is printed before it runs.
 
 mod bench;
+mod resp;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -14,8 +15,10 @@ const USAGE: &str = "\
 Usage: cargo xtask <subcommand> [options]
 
 Subcommands:
-  bench [ring|store|typed] [--smoke] [--quick] [-- <criterion args>]
+  bench [ring|store|typed|cluster|rebalance] [--smoke] [--quick] [-- <criterion args>]
         Run the criterion benchmarks and print the ratio table against their targets.
+  bench resp [--smoke] [-n N] [--no-cluster]
+        P6/P7: redis-benchmark and memory per key, hived against redis-server.
   help  Print this message; `cargo xtask bench --help` details bench.
 ";
 

@@ -94,7 +94,7 @@ pub(super) static COMMANDS: &[Command] = &[
         flags: &[],
         keys: (0, 0, 0),
         group: "server",
-        summary: "CONFIG GET: read-only view of settings (no setting is reported).",
+        summary: "CONFIG GET: read-only; reports `save` and `appendonly` (Hive keeps nothing on disk).",
         run: handler!(config),
     },
     Command {
@@ -348,9 +348,16 @@ fn docs(command: &Command) -> Frame {
 
 async fn config(_: &mut Conn, args: Args) -> Frame {
     if is(&args[1], "get") && args.len() >= 3 {
-        // No setting is exposed; clients such as redis-benchmark accept an
-        // empty answer.
-        Frame::Map(Vec::new())
+        // Only what clients ask for at start-up (redis-benchmark reads `save`
+        // and `appendonly`): Hive keeps nothing on disk.
+        let settings = [("save", ""), ("appendonly", "no")];
+        Frame::Map(
+            settings
+                .iter()
+                .filter(|(name, _)| args[2..].iter().any(|pattern| is(pattern, name)))
+                .map(|(name, value)| (Frame::bulk(*name), Frame::bulk(*value)))
+                .collect(),
+        )
     } else {
         Frame::err(format!(
             "unknown subcommand '{}'. Try CONFIG HELP.",
