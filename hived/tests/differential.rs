@@ -17,6 +17,7 @@ mod support;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
 use support::{Client, Hived, Redis, Value};
 
 /// Keys shared by every family, so type clashes happen.
@@ -155,19 +156,6 @@ fn normalise(command: &str, reply: Value) -> Value {
     }
 }
 
-struct Servers {
-    hived: Hived,
-    redis: Redis,
-}
-
-fn servers() -> &'static Servers {
-    static SERVERS: std::sync::OnceLock<Servers> = std::sync::OnceLock::new();
-    SERVERS.get_or_init(|| Servers {
-        hived: Hived::start(),
-        redis: Redis::start(),
-    })
-}
-
 /// A fresh key prefix per case: no state leaks between cases.
 fn prefix() -> String {
     static CASE: AtomicU64 = AtomicU64::new(0);
@@ -198,18 +186,23 @@ fn run(client: &mut Client, prefix: &str, command: &[String]) -> Value {
     normalise(name, client.call(&args))
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
-
-    #[test]
-    fn hived_answers_like_redis(commands in prop::collection::vec(command(), 1..40)) {
-        let servers = servers();
-        let (mut hived, mut redis) = (servers.hived.client(), servers.redis.client());
+#[test]
+fn hived_answers_like_redis() {
+    // The servers live for this test only (and are stopped by their drops,
+    // even when a case fails); proptest runs the cases against them.
+    let (hived_server, redis_server) = (Hived::start(), Redis::start());
+    let mut runner = TestRunner::new(ProptestConfig::with_cases(200));
+    let outcome = runner.run(&prop::collection::vec(command(), 1..40), |commands| {
+        let (mut hived, mut redis) = (hived_server.client(), redis_server.client());
         let prefix = prefix();
         for (step, command) in commands.iter().enumerate() {
             let ours = run(&mut hived, &prefix, command);
             let theirs = run(&mut redis, &prefix, command);
             prop_assert_eq!(ours, theirs, "step {} of {:?}", step, commands);
         }
+        Ok(())
+    });
+    if let Err(failure) = outcome {
+        panic!("{failure}");
     }
 }
