@@ -125,10 +125,20 @@ pub(crate) fn table() -> impl Iterator<Item = &'static Command> {
 static BY_NAME: LazyLock<HashMap<&'static str, &'static Command>> =
     LazyLock::new(|| table().map(|command| (command.name, command)).collect());
 
-/// Looks a command up by name, in any case.
+/// Longest command name in the table, with room to spare.
+const MAX_NAME: usize = 32;
+
+/// Looks a command up by name, in any case (lower-cased on the stack: this
+/// runs for every request).
 pub(crate) fn lookup(name: &[u8]) -> Option<&'static Command> {
-    let name = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
-    BY_NAME.get(name.as_str()).copied()
+    if name.len() > MAX_NAME {
+        return None;
+    }
+    let mut lower = [0u8; MAX_NAME];
+    let lower = &mut lower[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    BY_NAME.get(std::str::from_utf8(lower).ok()?).copied()
 }
 
 /// Runs one command: lookup, arity, authentication, then its handler.
@@ -234,6 +244,7 @@ mod tests {
             assert!(!command.summary.is_empty(), "{}", command.name);
             let (first, _, step) = command.keys;
             assert!(first >= 0 && step >= 0, "{}", command.name);
+            assert!(command.name.len() <= MAX_NAME, "{}", command.name);
             assert!(lookup(command.name.to_uppercase().as_bytes()).is_some());
         }
     }
