@@ -62,5 +62,6 @@ pub use list::End;
 pub use op::{Op, Reply};
 pub use shard::Applied;
 pub use store::Store;
+pub use value::{SetCondition, SetTtl};
 pub use version::Version;
 pub use zset::LexBound;

@@ -9,6 +9,7 @@ use crate::entry::Kind;
 use crate::error::Result;
 use crate::list::End;
 use crate::store::Store;
+use crate::value::{SetCondition, SetTtl};
 
 /// An operation on one key. Each variant runs the [`Store`] method of the same
 /// name; see there for its semantics.
@@ -27,6 +28,18 @@ pub enum Op {
     Set {
         value: Bytes,
         ttl_ms: Option<u64>,
+    },
+    SetWith {
+        value: Bytes,
+        ttl: SetTtl,
+        condition: SetCondition,
+        get: bool,
+    },
+    IncrBy {
+        delta: i64,
+    },
+    Append {
+        value: Bytes,
     },
     HSet {
         field: Bytes,
@@ -144,6 +157,15 @@ pub enum Reply {
     Bool(bool),
     /// A count, length or rank.
     Count(u64),
+    /// A signed integer (`IncrBy`).
+    Integer(i64),
+    /// What a conditional set did.
+    Written {
+        /// Whether it stored the value.
+        written: bool,
+        /// The value the key held before, if it held one.
+        old: Option<Bytes>,
+    },
     /// A sorted-set score.
     Score(f64),
     /// One value.
@@ -245,6 +267,17 @@ impl Store {
             Op::Ttl => Reply::Ttl(self.ttl(key)?),
             Op::Get => Reply::Bytes(self.get(key)?),
             Op::Set { value, ttl_ms } => self.set(key, value, ttl_ms).map(|()| Reply::Unit)?,
+            Op::SetWith {
+                value,
+                ttl,
+                condition,
+                get,
+            } => {
+                let (written, old) = self.set_with(key, value, ttl, condition, get)?;
+                Reply::Written { written, old }
+            }
+            Op::IncrBy { delta } => Reply::Integer(self.incr_by(key, delta)?),
+            Op::Append { value } => count(self.append(key, &value)?),
             Op::HSet {
                 field,
                 value,

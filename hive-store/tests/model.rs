@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hive_store::{Clock, End, Kind, MockClock, Op, Reply, Store, StoreConfig, StoreError};
+use hive_store::{
+    Clock, End, Kind, MockClock, Op, Reply, SetCondition, SetTtl, Store, StoreConfig, StoreError,
+};
 use proptest::prelude::*;
 
 const KEYS: &[&str] = &["a", "b"];
@@ -68,8 +70,34 @@ fn value_op() -> BoxedStrategy<Op> {
     prop_oneof![
         Just(Op::Get),
         (value(), maybe_ttl()).prop_map(|(value, ttl_ms)| Op::Set { value, ttl_ms }),
+        (value(), set_ttl(), set_condition(), any::<bool>()).prop_map(
+            |(value, ttl, condition, get)| Op::SetWith {
+                value,
+                ttl,
+                condition,
+                get
+            }
+        ),
+        (-3i64..4).prop_map(|delta| Op::IncrBy { delta }),
+        prop_oneof![value(), Just(Bytes::from_static(b"7"))].prop_map(|value| Op::Append { value }),
     ]
     .boxed()
+}
+
+fn set_ttl() -> impl Strategy<Value = SetTtl> {
+    prop_oneof![
+        Just(SetTtl::None),
+        Just(SetTtl::Keep),
+        ttl().prop_map(SetTtl::Ms),
+    ]
+}
+
+fn set_condition() -> impl Strategy<Value = SetCondition> {
+    prop_oneof![
+        Just(SetCondition::Always),
+        Just(SetCondition::IfAbsent),
+        Just(SetCondition::IfPresent),
+    ]
 }
 
 fn hash_op() -> BoxedStrategy<Op> {
@@ -241,6 +269,21 @@ fn deadline(now: u64, ttl: u64) -> Result<u64, StoreError> {
     Ok(now + ttl)
 }
 
+/// The model's reading of Redis's integers: `-` and digits, no leading zeros.
+fn canonical_integer(value: &[u8]) -> Result<i64, StoreError> {
+    let invalid = || StoreError::InvalidValue("not an integer".into());
+    let text = std::str::from_utf8(value).map_err(|_| invalid())?;
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let ok = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !digits.starts_with('0'));
+    if ok {
+        text.parse().map_err(|_| invalid())
+    } else {
+        Err(invalid())
+    }
+}
+
 fn maybe_deadline(now: u64, ttl: Option<u64>) -> Result<Deadline, StoreError> {
     ttl.map(|ttl| deadline(now, ttl)).transpose()
 }
@@ -338,6 +381,87 @@ impl Model {
                     },
                 );
                 Reply::Unit
+            }
+            Op::SetWith {
+                value,
+                ttl,
+                condition,
+                get,
+            } => {
+                let previous = match entry.as_deref() {
+                    None => None,
+                    Some(Entry {
+                        value: Data::Plain(old),
+                        ..
+                    }) => Some(Some(old.clone())),
+                    Some(_) if get => return Err(StoreError::WrongType),
+                    Some(_) => Some(None),
+                };
+                let allowed = match condition {
+                    SetCondition::Always => true,
+                    SetCondition::IfAbsent => previous.is_none(),
+                    SetCondition::IfPresent => previous.is_some(),
+                };
+                let old = previous.flatten();
+                if allowed {
+                    let deadline = match ttl {
+                        SetTtl::None => None,
+                        SetTtl::Ms(ttl) => Some(deadline(now, ttl)?),
+                        SetTtl::Keep => entry.and_then(|entry| entry.deadline),
+                    };
+                    self.keys.insert(
+                        key.clone(),
+                        Entry {
+                            value: Data::Plain(value),
+                            deadline,
+                        },
+                    );
+                }
+                Reply::Written {
+                    written: allowed,
+                    old,
+                }
+            }
+            Op::IncrBy { delta } => {
+                let (current, deadline) = match entry.as_deref() {
+                    None => (0, None),
+                    Some(Entry {
+                        value: Data::Plain(old),
+                        deadline,
+                    }) => (canonical_integer(old)?, *deadline),
+                    Some(_) => return Err(StoreError::WrongType),
+                };
+                let next = current
+                    .checked_add(delta)
+                    .ok_or_else(|| StoreError::InvalidValue("overflow".into()))?;
+                self.keys.insert(
+                    key.clone(),
+                    Entry {
+                        value: Data::Plain(Bytes::from(next.to_string())),
+                        deadline,
+                    },
+                );
+                Reply::Integer(next)
+            }
+            Op::Append { value } => {
+                let (mut joined, deadline) = match entry.as_deref() {
+                    None => (Vec::new(), None),
+                    Some(Entry {
+                        value: Data::Plain(old),
+                        deadline,
+                    }) => (old.to_vec(), *deadline),
+                    Some(_) => return Err(StoreError::WrongType),
+                };
+                joined.extend_from_slice(&value);
+                let len = joined.len();
+                self.keys.insert(
+                    key.clone(),
+                    Entry {
+                        value: Data::Plain(Bytes::from(joined)),
+                        deadline,
+                    },
+                );
+                Reply::Count(len as u64)
             }
             Op::HSet {
                 field,
@@ -499,8 +623,9 @@ fn canonical(reply: Result<Reply, StoreError>) -> Result<Reply, StoreError> {
             pairs.sort();
             Ok(Reply::Pairs(pairs))
         }
-        // Messages of InvalidArgument differ between the two; the kind must not.
+        // Messages differ between the two; the kind must not.
         Err(StoreError::InvalidArgument(_)) => Err(StoreError::InvalidArgument(String::new())),
+        Err(StoreError::InvalidValue(_)) => Err(StoreError::InvalidValue(String::new())),
         other => other,
     }
 }

@@ -50,6 +50,20 @@ fn score() -> impl Strategy<Value = String> {
     ]
 }
 
+/// A mix of `SET` options, valid or conflicting.
+fn set_options() -> impl Strategy<Value = Vec<String>> {
+    let option = prop_oneof![
+        Just(vec!["NX".to_owned()]),
+        Just(vec!["XX".to_owned()]),
+        Just(vec!["GET".to_owned()]),
+        Just(vec!["KEEPTTL".to_owned()]),
+        Just(vec!["EX".to_owned(), "1000".to_owned()]),
+        Just(vec!["PX".to_owned(), "-5".to_owned()]),
+        Just(vec!["BOGUS".to_owned()]),
+    ];
+    prop::collection::vec(option, 0..3).prop_map(|options| options.concat())
+}
+
 /// One command, as its arguments.
 fn command() -> impl Strategy<Value = Vec<String>> {
     prop_oneof![
@@ -57,6 +71,18 @@ fn command() -> impl Strategy<Value = Vec<String>> {
         (key(), value()).prop_map(|(k, v)| vec!["SET".into(), k, v]),
         (key(), value()).prop_map(|(k, v)| vec!["SET".into(), k, v, "EX".into(), "1000".into()]),
         key().prop_map(|k| vec!["GET".into(), k]),
+        (key(), value(), set_options()).prop_map(|(k, v, options)| {
+            let mut command = vec!["SET".into(), k, v];
+            command.extend(options);
+            command
+        }),
+        (key(), value()).prop_map(|(k, v)| vec!["SETNX".into(), k, v]),
+        (key(), value()).prop_map(|(k, v)| vec!["GETSET".into(), k, v]),
+        key().prop_map(|k| vec!["INCR".into(), k]),
+        key().prop_map(|k| vec!["DECR".into(), k]),
+        (key(), value()).prop_map(|(k, n)| vec!["INCRBY".into(), k, n]),
+        (key(), value()).prop_map(|(k, n)| vec!["DECRBY".into(), k, n]),
+        (key(), value()).prop_map(|(k, v)| vec!["APPEND".into(), k, v]),
         key().prop_map(|k| vec!["STRLEN".into(), k]),
         (key(), key()).prop_map(|(a, b)| vec!["MGET".into(), a, b]),
         (key(), value(), key(), value()).prop_map(|(a, x, b, y)| vec!["MSET".into(), a, x, b, y]),

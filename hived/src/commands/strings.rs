@@ -1,8 +1,9 @@
-//! String commands: `GET`, `SET` (`EX`, `PX`, `EXAT`, `PXAT`), `SETEX`,
-//! `PSETEX`, `MGET`, `MSET`, `STRLEN`.
+//! String commands: `GET`, `SET` (`EX`, `PX`, `EXAT`, `PXAT`, `NX`, `XX`,
+//! `GET`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `MGET`, `MSET`,
+//! `STRLEN`, `INCR`, `INCRBY`, `DECR`, `DECRBY`, `APPEND`.
 
 use hive::Error;
-use hive::raw::{Op, Reply};
+use hive::raw::{Op, Reply, SetCondition, SetTtl};
 
 use super::keys::unexpected;
 use super::{Args, Command, Conn, error_frame, handler, int_arg, is, now_ms};
@@ -24,8 +25,71 @@ pub(super) static COMMANDS: &[Command] = &[
         flags: &["write", "denyoom"],
         keys: (1, 1, 1),
         group: "string",
-        summary: "Sets the string value of a key, with an optional expiry (EX, PX, EXAT, PXAT).",
+        summary: "Sets the string value of a key (NX, XX, GET, EX, PX, EXAT, PXAT, KEEPTTL).",
         run: handler!(set),
+    },
+    Command {
+        name: "setnx",
+        arity: 3,
+        flags: &["write", "denyoom", "fast"],
+        keys: (1, 1, 1),
+        group: "string",
+        summary: "Sets a key's value only if the key does not exist; 1 if it did.",
+        run: handler!(setnx),
+    },
+    Command {
+        name: "getset",
+        arity: 3,
+        flags: &["write", "denyoom", "fast"],
+        keys: (1, 1, 1),
+        group: "string",
+        summary: "Sets a key's value and returns the previous one.",
+        run: handler!(getset),
+    },
+    Command {
+        name: "incr",
+        arity: 2,
+        flags: &["write", "denyoom", "fast"],
+        keys: (1, 1, 1),
+        group: "string",
+        summary: "Adds 1 to the integer value of a key.",
+        run: handler!(incr),
+    },
+    Command {
+        name: "decr",
+        arity: 2,
+        flags: &["write", "denyoom", "fast"],
+        keys: (1, 1, 1),
+        group: "string",
+        summary: "Subtracts 1 from the integer value of a key.",
+        run: handler!(incr),
+    },
+    Command {
+        name: "incrby",
+        arity: 3,
+        flags: &["write", "denyoom", "fast"],
+        keys: (1, 1, 1),
+        group: "string",
+        summary: "Adds an amount to the integer value of a key.",
+        run: handler!(incr),
+    },
+    Command {
+        name: "decrby",
+        arity: 3,
+        flags: &["write", "denyoom", "fast"],
+        keys: (1, 1, 1),
+        group: "string",
+        summary: "Subtracts an amount from the integer value of a key.",
+        run: handler!(incr),
+    },
+    Command {
+        name: "append",
+        arity: 3,
+        flags: &["write", "denyoom", "fast"],
+        keys: (1, 1, 1),
+        group: "string",
+        summary: "Appends to a key's string value; returns the new length.",
+        run: handler!(append),
     },
     Command {
         name: "setex",
@@ -118,45 +182,149 @@ fn ttl_of(amount: i64, unit_ms: i64, absolute: bool) -> Option<u64> {
     u64::try_from(ms.max(1)).ok()
 }
 
+/// `SET key value [NX | XX] [GET] [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]`.
+/// As in Redis, every option is read (and conflicts reported as syntax
+/// errors) before the expiry's number is checked.
 async fn set(conn: &mut Conn, args: Args) -> Frame {
-    let mut ttl_ms = None;
+    let mut condition = SetCondition::Always;
+    let (mut get, mut keep_ttl) = (false, false);
+    let mut expiry: Option<(i64, bool, &bytes::Bytes)> = None;
     let mut options = args[3..].iter();
     while let Some(option) = options.next() {
-        let (unit_ms, absolute) = if is(option, "ex") {
-            (1000, false)
+        let unit = if is(option, "ex") {
+            Some((1000, false))
         } else if is(option, "px") {
-            (1, false)
+            Some((1, false))
         } else if is(option, "exat") {
-            (1000, true)
+            Some((1000, true))
         } else if is(option, "pxat") {
-            (1, true)
-        } else if ["nx", "xx", "get", "keepttl"]
-            .iter()
-            .any(|word| is(option, word))
-        {
-            return Frame::err(format!(
-                "SET {} is not supported by hived yet",
-                String::from_utf8_lossy(option).to_ascii_uppercase()
-            ));
+            Some((1, true))
         } else {
-            return Frame::err("syntax error");
+            None
         };
-        if ttl_ms.is_some() {
-            return Frame::err("syntax error");
-        }
-        let Some(amount) = options.next() else {
-            return Frame::err("syntax error");
+        let conflict = if let Some((unit_ms, absolute)) = unit {
+            let amount = options.next();
+            // Repeating the same option is allowed (the last wins), mixing
+            // kinds is not.
+            let other_kind = expiry.is_some_and(|(u, a, _)| (u, a) != (unit_ms, absolute));
+            let conflict = other_kind || keep_ttl || amount.is_none();
+            if let Some(amount) = amount {
+                expiry = Some((unit_ms, absolute, amount));
+            }
+            conflict
+        } else if is(option, "nx") {
+            let conflict = condition == SetCondition::IfPresent;
+            condition = SetCondition::IfAbsent;
+            conflict
+        } else if is(option, "xx") {
+            let conflict = condition == SetCondition::IfAbsent;
+            condition = SetCondition::IfPresent;
+            conflict
+        } else if is(option, "get") {
+            get = true;
+            false
+        } else if is(option, "keepttl") {
+            keep_ttl = true;
+            expiry.is_some()
+        } else {
+            true
         };
-        let amount = match int_arg(amount) {
-            Ok(amount) => amount,
-            Err(refusal) => return refusal,
-        };
-        match ttl_of(amount, unit_ms, absolute) {
-            Some(ms) => ttl_ms = Some(ms),
-            None => return Frame::err("invalid expire time in 'set' command"),
+        if conflict {
+            return Frame::err("syntax error");
         }
     }
-    store(conn, &args, ttl_ms).await
+    let ttl = match expiry {
+        None if keep_ttl => SetTtl::Keep,
+        None => SetTtl::None,
+        Some((unit_ms, absolute, amount)) => {
+            let amount = match int_arg(amount) {
+                Ok(amount) => amount,
+                Err(refusal) => return refusal,
+            };
+            match ttl_of(amount, unit_ms, absolute) {
+                Some(ms) => SetTtl::Ms(ms),
+                None => return Frame::err("invalid expire time in 'set' command"),
+            }
+        }
+    };
+    let op = Op::SetWith {
+        value: args[2].clone(),
+        ttl,
+        condition,
+        get,
+    };
+    match conn.run(&args[1], op).await {
+        Ok(Reply::Written { old, .. }) if get => old.map_or(Frame::Null, Frame::Bulk),
+        Ok(Reply::Written { written: true, .. }) => Frame::OK,
+        Ok(Reply::Written { written: false, .. }) => Frame::Null,
+        Ok(other) => unexpected(&other),
+        Err(err) => error_frame(&err),
+    }
+}
+
+/// `SETNX key value`: 1 if it stored, 0 if the key existed.
+async fn setnx(conn: &mut Conn, args: Args) -> Frame {
+    let op = Op::SetWith {
+        value: args[2].clone(),
+        ttl: SetTtl::None,
+        condition: SetCondition::IfAbsent,
+        get: false,
+    };
+    match conn.run(&args[1], op).await {
+        Ok(Reply::Written { written, .. }) => Frame::Integer(written.into()),
+        Ok(other) => unexpected(&other),
+        Err(err) => error_frame(&err),
+    }
+}
+
+/// `GETSET key value`: stores and returns the previous string.
+async fn getset(conn: &mut Conn, args: Args) -> Frame {
+    let op = Op::SetWith {
+        value: args[2].clone(),
+        ttl: SetTtl::None,
+        condition: SetCondition::Always,
+        get: true,
+    };
+    match conn.run(&args[1], op).await {
+        Ok(Reply::Written { old, .. }) => old.map_or(Frame::Null, Frame::Bulk),
+        Ok(other) => unexpected(&other),
+        Err(err) => error_frame(&err),
+    }
+}
+
+/// `INCR`, `DECR`, `INCRBY`, `DECRBY`.
+async fn incr(conn: &mut Conn, args: Args) -> Frame {
+    let name = args[0].to_ascii_lowercase();
+    let delta = match name.as_slice() {
+        b"incr" => Ok(1),
+        b"decr" => Ok(-1),
+        b"incrby" => int_arg(&args[2]),
+        _ => int_arg(&args[2]).and_then(|delta| {
+            delta
+                .checked_neg()
+                .ok_or_else(|| Frame::err("decrement would overflow"))
+        }),
+    };
+    let delta = match delta {
+        Ok(delta) => delta,
+        Err(refusal) => return refusal,
+    };
+    match conn.run(&args[1], Op::IncrBy { delta }).await {
+        Ok(Reply::Integer(value)) => Frame::Integer(value),
+        Ok(other) => unexpected(&other),
+        Err(err) => error_frame(&err),
+    }
+}
+
+async fn append(conn: &mut Conn, args: Args) -> Frame {
+    let op = Op::Append {
+        value: args[2].clone(),
+    };
+    match conn.run(&args[1], op).await {
+        Ok(Reply::Count(len)) => Frame::count(len),
+        Ok(other) => unexpected(&other),
+        Err(err) => error_frame(&err),
+    }
 }
 
 async fn setex(conn: &mut Conn, args: Args) -> Frame {
