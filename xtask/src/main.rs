@@ -4,6 +4,7 @@
 //! command an xtask runs is printed before it runs.
 
 mod bench;
+mod cluster;
 mod resp;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,9 @@ Subcommands:
         Run the criterion benchmarks and print the ratio table against their targets.
   bench resp [--smoke] [-n N] [--no-cluster]
         P6/P7: redis-benchmark and memory per key, hived against redis-server.
+  cluster [--nodes N] [--rf R] [--kill K] [--seconds S] [--writers W]
+        Run N hived processes under a write load, kill -9 K of them mid-load, and
+        verify every acknowledged write through every survivor (0 lost or it fails).
   help  Print this message; `cargo xtask bench --help` details bench.
 ";
 
@@ -39,6 +43,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
     };
     match subcommand.as_str() {
         "bench" => bench::run(rest),
+        "cluster" => cluster::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

@@ -1,0 +1,364 @@
+//! `cargo xtask cluster`: starts N `hived` processes on 127.0.0.1, runs a load
+//! of `SET`s over RESP that records every acknowledged write, optionally
+//! `kill -9`s nodes mid-load, then reads every acknowledged write back through
+//! every surviving node and reports acked / verified / lost. Exits non-zero if
+//! anything acknowledged was lost.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+const USAGE: &str = "\
+Usage: cargo xtask cluster [--nodes N] [--rf R] [--kill K] [--seconds S] [--writers W]
+  Starts N hived processes (default 3, RF 2), writes for S seconds (default 6)
+  from W connections (default 8), kill -9s K nodes halfway (default 0; K < R),
+  then verifies every acknowledged write through every surviving node.
+";
+
+struct Settings {
+    nodes: usize,
+    replication_factor: usize,
+    kill: usize,
+    seconds: u64,
+    writers: usize,
+}
+
+pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
+    let mut settings = Settings {
+        nodes: 3,
+        replication_factor: 2,
+        kill: 0,
+        seconds: 6,
+        writers: 8,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut number = || -> anyhow::Result<u64> {
+            args.next()
+                .with_context(|| format!("{arg} needs a number"))?
+                .parse()
+                .with_context(|| format!("{arg} needs a number"))
+        };
+        match arg.as_str() {
+            "--nodes" => settings.nodes = number()? as usize,
+            "--rf" => settings.replication_factor = number()? as usize,
+            "--kill" => settings.kill = number()? as usize,
+            "--seconds" => settings.seconds = number()?,
+            "--writers" => settings.writers = number()? as usize,
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return Ok(());
+            }
+            other => bail!("unknown option `{other}`\n\n{USAGE}"),
+        }
+    }
+    if settings.kill >= settings.replication_factor.min(settings.nodes) {
+        bail!(
+            "--kill must be below --rf and --nodes: killing as many nodes as there are copies loses data by design"
+        );
+    }
+    crate::run_command(crate::cargo().args(["build", "--release", "-p", "hived"]))?;
+    let binary = crate::workspace_root().join("target/release/hived");
+    let mut nodes = start_nodes(&binary, &settings)?;
+    for node in &nodes {
+        node.wait_for(settings.nodes)?;
+    }
+    println!(
+        "cluster: {} nodes, RF {}",
+        settings.nodes, settings.replication_factor
+    );
+
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|node| node.resp).collect();
+    let acked = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+    let failed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..settings.writers)
+        .map(|writer| {
+            let (addrs, acked, failed, stop) =
+                (addrs.clone(), acked.clone(), failed.clone(), stop.clone());
+            std::thread::spawn(move || write_load(writer, &addrs, &acked, &failed, &stop))
+        })
+        .collect();
+    let started = Instant::now();
+    let total = Duration::from_secs(settings.seconds);
+    let mut killed = 0;
+    while started.elapsed() < total {
+        std::thread::sleep(Duration::from_secs(1));
+        if killed < settings.kill && started.elapsed() >= total / 2 {
+            let victim = nodes.len() - 1 - killed;
+            nodes[victim].kill();
+            killed += 1;
+            println!("  kill -9 node {victim} ({})", nodes[victim].resp);
+        }
+        println!(
+            "  {:>3}s: {} acked, {} failed",
+            started.elapsed().as_secs(),
+            acked.lock().expect("no writer panicked").len(),
+            failed.load(Ordering::Relaxed)
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.join().expect("a writer thread");
+    }
+    let survivors: Vec<&Node> = nodes.iter().filter(|node| node.alive).collect();
+    for node in &survivors {
+        node.wait_for(survivors.len())?;
+    }
+    let acked = acked.lock().expect("no writer panicked").clone();
+    println!(
+        "verifying {} acknowledged writes through {} nodes",
+        acked.len(),
+        survivors.len()
+    );
+    let mut lost = 0;
+    let mut verified = 0;
+    for node in &survivors {
+        let mut client = Client::connect(node.resp)?;
+        for (key, value) in &acked {
+            match client.call(&["GET", key])? {
+                Reply::Bulk(Some(found)) if found == value.as_bytes() => verified += 1,
+                other => {
+                    lost += 1;
+                    if lost <= 10 {
+                        println!("  LOST {key} via {}: {other:?}", node.resp);
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "acked {}, verified {verified} (reads, {} per node), lost {lost}, failed writes {} (not acknowledged; allowed)",
+        acked.len(),
+        acked.len(),
+        failed.load(Ordering::Relaxed)
+    );
+    if lost > 0 {
+        bail!("{lost} acknowledged writes were lost");
+    }
+    if acked.is_empty() {
+        bail!("no write was acknowledged: the cluster never served");
+    }
+    Ok(())
+}
+
+/// One writer: `SET`s its own keys in order, moving to the next node when one
+/// stops answering; records what was acknowledged.
+fn write_load(
+    writer: usize,
+    addrs: &[SocketAddr],
+    acked: &Mutex<Vec<(String, String)>>,
+    failed: &AtomicU64,
+    stop: &AtomicBool,
+) {
+    let mut target = writer % addrs.len();
+    let mut client = None;
+    let mut sequence = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        if client.is_none() {
+            client = Client::connect(addrs[target]).ok();
+            if client.is_none() {
+                target = (target + 1) % addrs.len();
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+        }
+        let (key, value) = (format!("w{writer}:{sequence}"), format!("v{sequence}"));
+        sequence += 1;
+        let reply = client.as_mut().map(|c| c.call(&["SET", &key, &value]));
+        match reply {
+            Some(Ok(Reply::Simple(ok))) if ok == "OK" => {
+                acked.lock().expect("no writer panicked").push((key, value));
+            }
+            Some(Ok(_)) => {
+                failed.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {
+                failed.fetch_add(1, Ordering::Relaxed);
+                client = None;
+                target = (target + 1) % addrs.len();
+            }
+        }
+    }
+}
+
+struct Node {
+    child: Child,
+    resp: SocketAddr,
+    alive: bool,
+}
+
+impl Node {
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.alive = false;
+    }
+
+    /// Polls `HIVE.STATUS` until this node sees `members` alive members and
+    /// nothing left to move.
+    fn wait_for(&self, members: usize) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(mut client) = Client::connect(self.resp)
+                && let Ok(Reply::Array(Some(status))) = client.call(&["HIVE.STATUS"])
+            {
+                let alive = count_alive(&status);
+                let pending = status
+                    .chunks(2)
+                    .find(|pair| pair[0] == Reply::Bulk(Some(b"rebalance_pending".to_vec())))
+                    .map(|pair| pair[1].clone());
+                if alive == members && pending == Some(Reply::Int(0)) {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not see {members} members settle", self.resp);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn count_alive(status: &[Reply]) -> usize {
+    let alive = Reply::Bulk(Some(b"alive".to_vec()));
+    status
+        .chunks(2)
+        .find(|pair| pair[0] == Reply::Bulk(Some(b"members".to_vec())))
+        .and_then(|pair| match &pair[1] {
+            Reply::Array(Some(members)) => Some(
+                members
+                    .iter()
+                    .filter(|member| matches!(member, Reply::Array(Some(fields)) if fields.contains(&alive)))
+                    .count(),
+            ),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+fn start_nodes(binary: &Path, settings: &Settings) -> anyhow::Result<Vec<Node>> {
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut seed = None;
+    for _ in 0..settings.nodes {
+        let (resp_port, gossip_port) = (free_port()?, free_port()?);
+        let resp = SocketAddr::from(([127, 0, 0, 1], resp_port));
+        let mut command = Command::new(binary);
+        command
+            .args([
+                "--resp",
+                &resp.to_string(),
+                "--cluster",
+                "--bind",
+                "127.0.0.1",
+            ])
+            .args(["--port", &gossip_port.to_string(), "--gossip", "local"])
+            .args([
+                "--replication-factor",
+                &settings.replication_factor.to_string(),
+            ])
+            .args(["--rebalance-debounce-ms", "100", "--log", "error"])
+            .stdout(Stdio::null());
+        if let Some(seed) = seed {
+            command.args(["--seed", &format!("127.0.0.1:{seed}")]);
+        }
+        seed.get_or_insert(gossip_port);
+        let child = command.spawn().context("starting hived")?;
+        let node = Node {
+            child,
+            resp,
+            alive: true,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(resp).is_err() {
+            if Instant::now() > deadline {
+                bail!("hived did not open {resp}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        nodes.push(node);
+    }
+    Ok(nodes)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A reply, as far as this load generator needs to tell them apart.
+#[derive(Debug, Clone, PartialEq)]
+enum Reply {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Option<Vec<Reply>>),
+}
+
+/// A blocking RESP2 client.
+struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> anyhow::Result<Client> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+        })
+    }
+
+    fn call(&mut self, args: &[&str]) -> anyhow::Result<Reply> {
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        self.writer.write_all(request.as_bytes())?;
+        self.read()
+    }
+
+    fn read(&mut self) -> anyhow::Result<Reply> {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line)? == 0 {
+            bail!("the connection closed");
+        }
+        let text = line.trim_end_matches("\r\n");
+        let (kind, rest) = text.split_at(1);
+        let number = || rest.parse::<i64>().context("a RESP length");
+        Ok(match kind {
+            "+" => Reply::Simple(rest.to_owned()),
+            "-" => Reply::Error(rest.to_owned()),
+            ":" => Reply::Int(number()?),
+            "$" if number()? < 0 => Reply::Bulk(None),
+            "$" => {
+                let mut body = vec![0; usize::try_from(number()?)? + 2];
+                self.reader.read_exact(&mut body)?;
+                body.truncate(body.len() - 2);
+                Reply::Bulk(Some(body))
+            }
+            "*" if number()? < 0 => Reply::Array(None),
+            "*" => Reply::Array(Some(
+                (0..number()?)
+                    .map(|_| self.read())
+                    .collect::<anyhow::Result<_>>()?,
+            )),
+            other => bail!("unexpected RESP type {other:?}"),
+        })
+    }
+}
