@@ -1,11 +1,12 @@
-//! `hived` with a client this project did not write: `redis-cli` from
-//! Debian's `redis-tools` (spec: hived.md "Compatibility evidence").
+//! `hived` with clients this project did not write: `redis-cli` from Debian's
+//! `redis-tools` and the Python `redis` package (spec: hived.md
+//! "Compatibility evidence").
 
 mod support;
 
 use std::process::Command;
 
-use support::Hived;
+use support::{Hived, python_client_smoke};
 
 /// Runs `redis-cli` against `server` with `args`; returns its output.
 fn redis_cli(server: &Hived, args: &[&str]) -> String {
@@ -69,4 +70,10 @@ fn redis_cli_speaks_resp3_and_reads_piped_commands() {
     }
     let output = piped.wait_with_output().expect("finishes");
     assert_eq!(String::from_utf8_lossy(&output.stdout), "OK\n1\n1\n0\n");
+}
+
+#[test]
+fn the_python_redis_package_works_in_resp2_and_resp3() {
+    let server = Hived::start();
+    python_client_smoke(server.addr, "py");
 }

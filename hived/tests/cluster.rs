@@ -7,7 +7,7 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Client, Value, free_port};
+use support::{Client, Value, free_port, python_client_smoke};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -142,6 +142,8 @@ fn a_three_process_cluster_serves_every_key_everywhere_and_survives_kill_and_sto
         );
     }
     let expected_log: Vec<Value> = (0..50).map(|i| Value::bulk(&i.to_string())).collect();
+    // A real client library against one node of the cluster.
+    python_client_smoke(third.resp, "py-cluster");
     for node in [&first, &second, &third] {
         assert_eq!(read(node, &["GET", "key-7"]), Value::bulk("value-7"));
         assert_eq!(

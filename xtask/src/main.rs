@@ -6,6 +6,7 @@
 mod bench;
 mod cluster;
 mod resp;
+mod test;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -23,6 +24,9 @@ Subcommands:
   cluster [--nodes N] [--rf R] [--kill K] [--seconds S] [--writers W]
         Run N hived processes under a write load, kill -9 K of them mid-load, and
         verify every acknowledged write through every survivor (0 lost or it fails).
+  test [-- <cargo test args>]
+        The whole test suite: installs redis-server/redis-cli (as root) and a Python
+        virtualenv with `redis` when missing, then runs `cargo test --workspace`.
   help  Print this message; `cargo xtask bench --help` details bench.
 ";
 
@@ -44,6 +48,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
     match subcommand.as_str() {
         "bench" => bench::run(rest),
         "cluster" => cluster::run(rest),
+        "test" => test::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

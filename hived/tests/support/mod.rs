@@ -226,3 +226,25 @@ impl Client {
 pub(crate) fn encode(args: &[&[u8]]) -> Vec<u8> {
     hived::resp::encode_request(args)
 }
+
+/// Runs `hived/tests/python/client_smoke.py` with the Python `redis` package
+/// against the server at `addr`; panics with its output unless it passes.
+pub(crate) fn python_client_smoke(addr: SocketAddr, prefix: &str) {
+    let python = std::env::var("HIVE_PYTHON").expect(
+        "HIVE_PYTHON must name a Python with the `redis` package: run the suite with \
+         `cargo xtask test`, which sets it up",
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/client_smoke.py");
+    let output = Command::new(&python)
+        .arg(script)
+        .arg(addr.port().to_string())
+        .arg(prefix)
+        .output()
+        .expect("the Python interpreter runs");
+    assert!(
+        output.status.success() && output.stdout == b"ok\n",
+        "redis-py against {addr}: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
