@@ -2,17 +2,28 @@
 //! and stops gracefully on SIGTERM or SIGINT (a second signal exits at once).
 
 use anyhow::Context;
-use clap::Parser;
-use hived::options::Options;
+use hived::options::{LoadError, Options};
 use hived::{Server, ServerOptions};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let options = Options::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&options.log))
-        .init();
+    let options = match Options::load(std::env::args_os()) {
+        Ok(options) => options,
+        // Help, version and usage errors: clap prints them and picks the exit code.
+        Err(LoadError::Args(err)) => err.exit(),
+        Err(err @ LoadError::File(_)) => {
+            eprintln!("hived: {err}");
+            std::process::exit(2);
+        }
+    };
+    let logs =
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(&options.log));
+    if options.log_format == "json" {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let node = std::sync::Arc::new(
         hive::Node::start(options.node_config())
             .await

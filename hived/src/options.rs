@@ -1,15 +1,21 @@
-//! `hived`'s options: flags, with `HIVE_*` environment variables as fallback
-//! (a flag wins over its variable). `hived --help` lists every one.
+//! `hived`'s options: flags, then `HIVE_*` environment variables, then a TOML
+//! file (`--config`), in that order of precedence. `hived --help` lists every
+//! one; the file uses the flags' long names as keys (`replication-factor = 2`,
+//! `seed = ["10.0.0.4:7946"]`, `mem-limit = "4GiB"`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{FromArgMatches, Parser};
 
 /// One Hive node as a process, serving clients over the Redis protocol.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "hived", version, about, long_about = None)]
 pub struct Options {
+    /// A TOML file of options (keys are the long flag names); flags and
+    /// environment variables override it.
+    #[arg(long, env = "HIVE_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
     /// Address clients connect to (RESP).
     #[arg(long, env = "HIVE_RESP", default_value = "127.0.0.1:6380")]
     pub resp: SocketAddr,
@@ -50,12 +56,85 @@ pub struct Options {
     /// Log level filter (`info`, `debug`, `hive_cluster=debug`, ...).
     #[arg(long, env = "HIVE_LOG", default_value = "info")]
     pub log: String,
+    /// Log format: `human` or `json` (one object per line).
+    #[arg(long, env = "HIVE_LOG_FORMAT", default_value = "human", value_parser = ["human", "json"])]
+    pub log_format: String,
     /// Milliseconds of quiet after a membership change before data moves.
     #[arg(long, env = "HIVE_REBALANCE_DEBOUNCE_MS", default_value_t = 500)]
     pub rebalance_debounce_ms: u64,
 }
 
 impl Options {
+    /// Reads the options from `args` (the program name first), the environment
+    /// and the `--config` file.
+    pub fn load<I, T>(args: I) -> Result<Options, LoadError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let command = <Options as clap::CommandFactory>::command();
+        let matches = command
+            .clone()
+            .try_get_matches_from(&args)
+            .map_err(LoadError::Args)?;
+        let Some(path) = matches.get_one::<std::path::PathBuf>("config") else {
+            return Options::from_arg_matches(&matches).map_err(LoadError::Args);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| LoadError::File(format!("reading {}: {err}", path.display())))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|err| LoadError::File(format!("{}: {err}", path.display())))?;
+        // The file's settings become flags, placed before the real ones and
+        // only for options neither a flag nor a variable set.
+        let mut merged = vec![args[0].clone()];
+        for (key, value) in &table {
+            let Some(arg) = command
+                .get_arguments()
+                .find(|arg| arg.get_long() == Some(key.as_str()))
+            else {
+                return Err(LoadError::File(format!(
+                    "{}: unknown option `{key}`",
+                    path.display()
+                )));
+            };
+            let id = arg.get_id().as_str();
+            if matches!(
+                matches.value_source(id),
+                Some(
+                    clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable
+                )
+            ) {
+                continue;
+            }
+            let values: Vec<&toml::Value> = match value {
+                toml::Value::Array(items) => items.iter().collect(),
+                single => vec![single],
+            };
+            for value in values {
+                let text = match value {
+                    toml::Value::String(text) => text.clone(),
+                    toml::Value::Integer(n) => n.to_string(),
+                    toml::Value::Boolean(true) if !arg.get_action().takes_values() => {
+                        merged.push(format!("--{key}").into());
+                        continue;
+                    }
+                    toml::Value::Boolean(false) if !arg.get_action().takes_values() => continue,
+                    other => {
+                        return Err(LoadError::File(format!(
+                            "{}: `{key}` cannot be {other}",
+                            path.display()
+                        )));
+                    }
+                };
+                merged.push(format!("--{key}={text}").into());
+            }
+        }
+        merged.extend(args.into_iter().skip(1));
+        Options::try_parse_from(merged).map_err(LoadError::Args)
+    }
+
     /// Returns the node configuration these options describe.
     pub fn node_config(&self) -> hive::Config {
         let cluster = self.cluster || !self.seeds.is_empty();
@@ -80,6 +159,25 @@ impl Options {
             },
             rebalance_debounce: Duration::from_millis(self.rebalance_debounce_ms),
             ..hive::Config::default()
+        }
+    }
+}
+
+/// Why the options could not be read.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The command line (or a value from the environment or the file) is
+    /// invalid, or help or the version was asked for: clap reports it.
+    Args(clap::Error),
+    /// The `--config` file cannot be read or names an unknown option.
+    File(String),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Args(err) => write!(f, "{err}"),
+            LoadError::File(message) => f.write_str(message),
         }
     }
 }
@@ -125,6 +223,34 @@ mod tests {
         assert!(parse_size("4 parsecs").is_err());
         assert!(parse_size("-1").is_err());
         assert!(parse_size("99999999999TiB").is_err());
+    }
+
+    #[test]
+    fn a_config_file_fills_in_what_flags_and_variables_leave_unset() {
+        let dir = std::env::temp_dir().join(format!("hived-options-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hived.toml");
+        std::fs::write(
+            &file,
+            "resp = \"127.0.0.1:7000\"\nreplication-factor = 3\nseed = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\nmem-limit = \"1GiB\"\ncluster = true\n",
+        )
+        .unwrap();
+        let config = file.to_str().unwrap();
+        let options = Options::load(["hived", "--config", config, "--replication-factor", "2"])
+            .expect("loads");
+        assert_eq!(options.resp, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(options.replication_factor, 2, "the flag wins over the file");
+        assert_eq!(options.seeds, ["127.0.0.1:1", "127.0.0.1:2"]);
+        assert_eq!(options.mem_limit, 1 << 30);
+        assert!(options.cluster);
+        std::fs::write(&file, "no-such-option = 1\n").unwrap();
+        let refused = Options::load(["hived", "--config", config]);
+        assert!(
+            matches!(refused, Err(LoadError::File(message)) if message.contains("no-such-option"))
+        );
+        std::fs::write(&file, "port = \"not a number\"\n").unwrap();
+        assert!(Options::load(["hived", "--config", config]).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
