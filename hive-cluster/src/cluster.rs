@@ -32,7 +32,7 @@ const CATCH_UP_GRACE: Duration = Duration::from_secs(30);
 /// Pause before the first retry of a rebalance that did not complete; it
 /// doubles with every failure in a row, up to [`REBALANCE_RETRY_MAX`].
 const REBALANCE_RETRY: Duration = Duration::from_millis(200);
-const REBALANCE_RETRY_MAX: Duration = Duration::from_secs(5);
+const REBALANCE_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// What this node knows of one member, for status reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,6 +180,17 @@ impl Cluster {
             };
         }
         members
+    }
+
+    /// Returns the ids of the members that own `key` in this node's current
+    /// view, primary first.
+    pub fn owners(&self, key: &[u8]) -> Vec<String> {
+        self.shared
+            .view()
+            .owners(key)
+            .into_iter()
+            .cloned()
+            .collect()
     }
 
     /// Returns the copies of keys still to send in the current rebalance.

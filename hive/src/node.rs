@@ -111,6 +111,16 @@ impl Node {
         self.cluster.as_ref().map(Cluster::rpc_addr)
     }
 
+    /// Returns the ids of the members holding the byte-level key `key` (as
+    /// [`Cache::execute_raw`] names keys: no namespace), primary first, as this
+    /// node sees them now. A standalone node holds every key.
+    pub fn owners_raw(&self, key: &[u8]) -> Vec<String> {
+        match &self.cluster {
+            None => vec![self.id.clone()],
+            Some(cluster) => cluster.owners(key),
+        }
+    }
+
     /// Returns a point-in-time snapshot of this node and the members it sees.
     pub fn status(&self) -> ClusterStatus {
         let members = match &self.cluster {

@@ -142,6 +142,16 @@ fn a_three_process_cluster_serves_every_key_everywhere_and_survives_kill_and_sto
         );
     }
     let expected_log: Vec<Value> = (0..50).map(|i| Value::bulk(&i.to_string())).collect();
+    // Every node names the same two owners of a key.
+    let owners = read(&first, &["HIVE.OWNERS", "key-7"]);
+    let Value::Array(Some(ids)) = &owners else {
+        panic!("HIVE.OWNERS answers an array: {owners:?}");
+    };
+    assert_eq!(ids.len(), 2, "RF=2: {ids:?}");
+    assert_ne!(ids[0], ids[1]);
+    for node in [&second, &third] {
+        assert_eq!(read(node, &["HIVE.OWNERS", "key-7"]), owners);
+    }
     // A real client library against one node of the cluster.
     python_client_smoke(third.resp, "py-cluster");
     for node in [&first, &second, &third] {

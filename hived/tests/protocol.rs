@@ -225,6 +225,14 @@ fn hive_status_dbsize_and_info_describe_the_node() {
         panic!("members listed");
     };
     assert_eq!(members.len(), 1);
+    let Some(Value::Bulk(Some(node_id))) = field("node_id") else {
+        panic!("node_id reported");
+    };
+    assert_eq!(
+        client.call(&["HIVE.OWNERS", "any-key"]),
+        Value::Array(Some(vec![Value::Bulk(Some(node_id))])),
+        "a standalone node holds every key"
+    );
     let Value::Bulk(Some(info)) = client.call(&["INFO"]) else {
         panic!("INFO answers a bulk string");
     };

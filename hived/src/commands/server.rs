@@ -1,5 +1,5 @@
 //! Server commands: `HIVE.STATUS` (members, states, ring shares, rebalance
-//! progress), `DBSIZE` and `INFO`.
+//! progress), `HIVE.OWNERS`, `DBSIZE` and `INFO`.
 
 use hive::{ClusterStatus, MemberState};
 
@@ -15,6 +15,15 @@ pub(super) static COMMANDS: &[Command] = &[
         group: "server",
         summary: "Returns this node's view of the cluster: members, states, ring shares, rebalance progress.",
         run: handler!(status),
+    },
+    Command {
+        name: "hive.owners",
+        arity: 2,
+        flags: &["readonly", "fast"],
+        keys: (1, 1, 1),
+        group: "server",
+        summary: "Returns the ids of the nodes holding a key, primary first.",
+        run: handler!(owners),
     },
     Command {
         name: "dbsize",
@@ -79,6 +88,17 @@ async fn status(conn: &mut Conn, _: Args) -> Frame {
         ),
         (text("members"), Frame::Array(members)),
     ])
+}
+
+async fn owners(conn: &mut Conn, args: Args) -> Frame {
+    Frame::Array(
+        conn.shared
+            .node
+            .owners_raw(&args[1])
+            .into_iter()
+            .map(text)
+            .collect(),
+    )
 }
 
 async fn dbsize(conn: &mut Conn, _: Args) -> Frame {
