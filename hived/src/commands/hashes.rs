@@ -5,7 +5,7 @@ use hive::Error;
 use hive::raw::{Op, Reply};
 
 use super::keys::unexpected;
-use super::{Args, Command, Conn, error_frame, handler};
+use super::{Args, Command, Conn, count_true, error_frame, handler};
 use crate::resp::Frame;
 
 pub(super) static COMMANDS: &[Command] = &[
@@ -213,24 +213,7 @@ async fn hexists(conn: &mut Conn, args: Args) -> Frame {
 }
 
 async fn hdel(conn: &mut Conn, args: Args) -> Frame {
-    let mut deleted = 0;
-    for name in &args[2..] {
-        match conn
-            .run(
-                &args[1],
-                Op::HDel {
-                    field: name.clone(),
-                },
-            )
-            .await
-        {
-            Ok(Reply::Bool(existed)) => deleted += i64::from(existed),
-            Ok(other) => return unexpected(&other),
-            Err(Error::NotFound) => {}
-            Err(err) => return error_frame(&err),
-        }
-    }
-    Frame::Integer(deleted)
+    count_true(conn, &args[1], &args[2..], |field| Op::HDel { field }).await
 }
 
 async fn hstrlen(conn: &mut Conn, args: Args) -> Frame {

@@ -5,7 +5,7 @@ use hive::Error;
 use hive::raw::{Op, Reply};
 
 use super::keys::unexpected;
-use super::{Args, Command, Conn, error_frame, handler, int_arg};
+use super::{Args, Command, Conn, count_true, error_frame, handler, int_arg};
 use crate::resp::Frame;
 
 pub(super) static COMMANDS: &[Command] = &[
@@ -84,24 +84,7 @@ async fn sadd(conn: &mut Conn, mut args: Args) -> Frame {
 }
 
 async fn srem(conn: &mut Conn, args: Args) -> Frame {
-    let mut removed = 0;
-    for member in &args[2..] {
-        match conn
-            .run(
-                &args[1],
-                Op::SRem {
-                    member: member.clone(),
-                },
-            )
-            .await
-        {
-            Ok(Reply::Bool(was)) => removed += i64::from(was),
-            Ok(other) => return unexpected(&other),
-            Err(Error::NotFound) => {}
-            Err(err) => return error_frame(&err),
-        }
-    }
-    Frame::Integer(removed)
+    count_true(conn, &args[1], &args[2..], |member| Op::SRem { member }).await
 }
 
 /// `SISMEMBER` (one answer) and `SMISMEMBER` (one per member).

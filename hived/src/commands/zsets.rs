@@ -6,7 +6,7 @@ use hive::Error;
 use hive::raw::{Op, Reply};
 
 use super::keys::unexpected;
-use super::{Args, Command, Conn, error_frame, float_arg, handler, int_arg, is};
+use super::{Args, Command, Conn, count_true, error_frame, float_arg, handler, int_arg, is};
 use crate::resp::Frame;
 
 pub(super) static COMMANDS: &[Command] = &[
@@ -127,24 +127,7 @@ async fn zadd(conn: &mut Conn, args: Args) -> Frame {
 }
 
 async fn zrem(conn: &mut Conn, args: Args) -> Frame {
-    let mut removed = 0;
-    for member in &args[2..] {
-        match conn
-            .run(
-                &args[1],
-                Op::ZRem {
-                    member: member.clone(),
-                },
-            )
-            .await
-        {
-            Ok(Reply::Bool(was)) => removed += i64::from(was),
-            Ok(other) => return unexpected(&other),
-            Err(Error::NotFound) => {}
-            Err(err) => return error_frame(&err),
-        }
-    }
-    Frame::Integer(removed)
+    count_true(conn, &args[1], &args[2..], |member| Op::ZRem { member }).await
 }
 
 async fn zscore(conn: &mut Conn, args: Args) -> Frame {
