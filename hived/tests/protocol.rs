@@ -156,7 +156,10 @@ fn a_truncated_frame_waits_and_a_closed_connection_is_dropped_quietly() {
     let server = Hived::start();
     let mut client = server.client();
     client.send_raw(b"*2\r\n$3\r\nGET\r\n$5\r\nab").unwrap();
-    std::thread::sleep(Duration::from_millis(50)); // reason: give the server a chance to answer wrongly
+    assert!(
+        client.silent_for(Duration::from_millis(100)),
+        "the server answered half a command"
+    );
     client.send_raw(b"cde\r\n").unwrap();
     assert_eq!(client.read().unwrap(), Value::Bulk(None));
     drop(client);

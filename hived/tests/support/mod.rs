@@ -161,6 +161,26 @@ impl Client {
         self.writer.write_all(bytes)
     }
 
+    /// Returns true if nothing arrives within `period` (and the connection
+    /// stays open).
+    pub(crate) fn silent_for(&mut self, period: Duration) -> bool {
+        let stream = self.reader.get_ref();
+        stream.set_read_timeout(Some(period)).expect("a timeout");
+        let silent = match self.reader.fill_buf() {
+            // Bytes arrived, or the connection closed (an empty read).
+            Ok(_) => false,
+            Err(err) => matches!(
+                err.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("a timeout");
+        silent
+    }
+
     /// Closes the sending half: the server sees the end of the input.
     pub(crate) fn finish_sending(&mut self) {
         let _ = self.writer.shutdown(std::net::Shutdown::Write);
