@@ -16,7 +16,7 @@ use crate::error::{Result, StoreError};
 use crate::hash::HashData;
 use crate::list::ListData;
 use crate::set::SetData;
-use crate::shard::{Applied, Incoming};
+use crate::shard::{Applied, Incoming, Write};
 use crate::store::Store;
 use crate::version::Version;
 use crate::zset::ZSetData;
@@ -159,6 +159,34 @@ impl Store {
                 },
             };
             shard.apply(shared, hash, &key, version, incoming, now)
+        })
+    }
+
+    /// Returns what `key` holds with its remaining TTLs, for [`Store::restore`]
+    /// under another key (`RENAME`). `NotFound` if absent.
+    pub fn dump(&self, key: &[u8]) -> Result<ExportedEntry> {
+        self.read(key, |entry, now| {
+            let entry = entry.ok_or(StoreError::NotFound)?;
+            Ok(export_entry(&Bytes::copy_from_slice(key), entry, now.get()))
+        })
+    }
+
+    /// Replaces whatever `key` holds with `data` and a TTL of `ttl_ms` (none if
+    /// `None`), as a new write. Data whose TTLs have all run out deletes the key.
+    pub fn restore(&self, key: &[u8], data: ExportedData, ttl_ms: Option<u64>) -> Result<()> {
+        self.validate(&data)?;
+        self.write(key, |_, _, now| {
+            let Some(deadline) = arrival_deadline(ttl_ms, now)? else {
+                return Ok(Write::Delete(()));
+            };
+            Ok(match import(data, now)? {
+                Some(data) => Write::Put {
+                    data,
+                    deadline,
+                    reply: (),
+                },
+                None => Write::Delete(()),
+            })
         })
     }
 

@@ -8,8 +8,10 @@ use crate::config::deadline_after;
 use crate::entry::{Data, NO_DEADLINE};
 use crate::error::{Result, StoreError};
 use crate::expiring::{Expiring, ExpiringMap};
+use crate::keys::ExpireCondition;
 use crate::shard::Write;
 use crate::store::Store;
+use crate::value::{add_finite, format_float, parse_float};
 
 /// A hash field's value and deadline.
 #[derive(Debug, Clone)]
@@ -229,6 +231,269 @@ impl Store {
             let hash = as_hash(&entry.ok_or(StoreError::NotFound)?.data)?;
             let field = hash.fields.get(field).ok_or(StoreError::NotFound)?;
             Ok((field.deadline != NO_DEADLINE).then(|| field.deadline.saturating_sub(now.get())))
+        })
+    }
+
+    /// Sets every field of `pairs` in one write (a field named twice takes its
+    /// last value), clearing those fields' TTLs; creates the hash if needed.
+    /// Returns how many fields are new. All or nothing: a value over the limit
+    /// or a full memory budget changes nothing.
+    pub fn hset_many(&self, key: &[u8], pairs: Vec<(Bytes, Bytes)>) -> Result<usize> {
+        if pairs.is_empty() {
+            return Err(StoreError::InvalidArgument(
+                "hset needs at least one field".into(),
+            ));
+        }
+        for (field, value) in &pairs {
+            self.limits().check_value("field", field)?;
+            self.limits().check_value("value", value)?;
+        }
+        self.write(key, |entry, reservation, _| {
+            let Some(entry) = entry else {
+                let mut hash = HashData::new();
+                for (field, value) in pairs {
+                    hash.insert(field, value, NO_DEADLINE);
+                }
+                let added = hash.fields.len();
+                return Ok(Write::Put {
+                    data: Data::Hash(Box::new(hash)),
+                    deadline: NO_DEADLINE,
+                    reply: added,
+                });
+            };
+            let hash = as_hash_mut(&mut entry.data)?;
+            // Reserve the net growth first (fields named twice counted once,
+            // with their last value), then change.
+            let mut last: std::collections::HashMap<&[u8], &[u8]> =
+                std::collections::HashMap::with_capacity(pairs.len());
+            for (field, value) in &pairs {
+                last.insert(field, value);
+            }
+            let (old, new) = last.iter().fold((0, 0), |(old, new), (field, value)| {
+                let before = hash
+                    .fields
+                    .get(field)
+                    .map_or(0, |old| field_size(field, &old.value));
+                (old + before, new + field_size(field, value))
+            });
+            reservation.resize(old, new)?;
+            drop(last);
+            let mut added = 0;
+            for (field, value) in pairs {
+                let field_value = Field {
+                    value,
+                    deadline: NO_DEADLINE,
+                };
+                added += usize::from(hash.fields.insert(field, field_value).is_none());
+            }
+            Ok(Write::Updated(added))
+        })
+    }
+
+    /// Sets `field` only if the hash `key` lacks it (creating the hash if
+    /// needed); returns whether it did, as Redis's `HSETNX`.
+    pub fn hsetnx(&self, key: &[u8], field: Bytes, value: Bytes) -> Result<bool> {
+        self.limits().check_value("field", &field)?;
+        self.limits().check_value("value", &value)?;
+        self.write(key, |entry, reservation, _| {
+            let Some(entry) = entry else {
+                let mut hash = HashData::new();
+                hash.insert(field, value, NO_DEADLINE);
+                return Ok(Write::Put {
+                    data: Data::Hash(Box::new(hash)),
+                    deadline: NO_DEADLINE,
+                    reply: true,
+                });
+            };
+            let hash = as_hash_mut(&mut entry.data)?;
+            if hash.fields.get(&field).is_some() {
+                return Ok(Write::Unchanged(false));
+            }
+            reservation.resize(0, field_size(&field, &value))?;
+            hash.insert(field, value, NO_DEADLINE);
+            Ok(Write::Updated(true))
+        })
+    }
+
+    /// Rewrites `field` of the hash `key` (0 / empty if absent) with `update`
+    /// of its current value, keeping the field's TTL; creates the hash if
+    /// needed. Returns what `update` returned beside the new value.
+    fn hupdate<R>(
+        &self,
+        key: &[u8],
+        field: Bytes,
+        update: impl FnOnce(Option<&Bytes>) -> Result<(Bytes, R)>,
+    ) -> Result<R> {
+        self.limits().check_value("field", &field)?;
+        self.write(key, |entry, reservation, _| {
+            let Some(entry) = entry else {
+                let (value, reply) = update(None)?;
+                let mut hash = HashData::new();
+                hash.insert(field, value, NO_DEADLINE);
+                return Ok(Write::Put {
+                    data: Data::Hash(Box::new(hash)),
+                    deadline: NO_DEADLINE,
+                    reply,
+                });
+            };
+            let hash = as_hash_mut(&mut entry.data)?;
+            let current = hash.fields.get(&field);
+            let (value, reply) = update(current.map(|current| &current.value))?;
+            let old = current.map_or(0, |old| field_size(&field, &old.value));
+            let deadline = current.map_or(NO_DEADLINE, |current| current.deadline);
+            reservation.resize(old, field_size(&field, &value))?;
+            hash.fields.insert(field, Field { value, deadline });
+            Ok(Write::Updated(reply))
+        })
+    }
+
+    /// Adds `delta` to the integer in `field` of the hash `key` (0 if absent)
+    /// and returns the result, as Redis's `HINCRBY`. `InvalidValue` if the
+    /// field is not an integer or the result would overflow.
+    pub fn hincr_by(&self, key: &[u8], field: Bytes, delta: i64) -> Result<i64> {
+        self.hupdate(key, field, |current| {
+            let current = match current {
+                None => 0,
+                Some(value) => crate::value::parse_integer(value)
+                    .map_err(|_| StoreError::InvalidValue("hash value is not an integer".into()))?,
+            };
+            let next = current.checked_add(delta).ok_or_else(|| {
+                StoreError::InvalidValue("increment or decrement would overflow".into())
+            })?;
+            Ok((Bytes::from(next.to_string()), next))
+        })
+    }
+
+    /// Adds `delta` to the number in `field` of the hash `key` (0 if absent)
+    /// and returns the result as stored, as Redis's `HINCRBYFLOAT`.
+    /// `InvalidValue` if the field is not a number or the result not finite.
+    pub fn hincr_by_float(&self, key: &[u8], field: Bytes, delta: f64) -> Result<Bytes> {
+        self.hupdate(key, field, |current| {
+            let current = match current {
+                None => 0.0,
+                Some(value) => parse_float(value)
+                    .map_err(|_| StoreError::InvalidValue("hash value is not a float".into()))?,
+            };
+            let next = Bytes::from(format_float(add_finite(current, delta)?));
+            Ok((next.clone(), next))
+        })
+    }
+
+    /// Deletes `fields` from the hash `key` in one write (the key goes with its
+    /// last field); returns how many existed.
+    pub fn hdel_many(&self, key: &[u8], fields: &[Bytes]) -> Result<usize> {
+        self.write(key, |entry, reservation, _| {
+            let Some(entry) = entry else {
+                return Ok(Write::Unchanged(0));
+            };
+            let hash = as_hash_mut(&mut entry.data)?;
+            let mut freed = 0;
+            let mut removed = 0;
+            for field in fields {
+                if let Some(old) = hash.fields.remove(field) {
+                    freed += field_size(field, &old.value);
+                    removed += 1;
+                }
+            }
+            if removed == 0 {
+                return Ok(Write::Unchanged(0));
+            }
+            reservation.resize(freed, 0)?;
+            Ok(Write::Updated(removed))
+        })
+    }
+
+    /// Sets the TTL of each of `fields` to `ttl_ms` from now where `condition`
+    /// holds, as Redis 7.4's `HPEXPIRE`. One code per field: `-2` no such field
+    /// (or key), `0` condition not met, `1` set, `2` deleted (a TTL of 0).
+    pub fn hexpire_fields(
+        &self,
+        key: &[u8],
+        fields: &[Bytes],
+        ttl_ms: u64,
+        condition: ExpireCondition,
+    ) -> Result<Vec<i64>> {
+        self.write(key, |entry, reservation, now| {
+            let deadline = match ttl_ms {
+                0 => now,
+                ttl => deadline_after(now, ttl)?,
+            };
+            let Some(entry) = entry else {
+                return Ok(Write::Unchanged(vec![-2; fields.len()]));
+            };
+            let hash = as_hash_mut(&mut entry.data)?;
+            let mut codes = Vec::with_capacity(fields.len());
+            let mut freed = 0;
+            for name in fields {
+                let code = match hash.fields.get(name) {
+                    None => -2,
+                    Some(field) if !condition.allows(field.deadline, deadline) => 0,
+                    Some(_) if ttl_ms == 0 => {
+                        if let Some(old) = hash.fields.remove(name) {
+                            freed += field_size(name, &old.value);
+                        }
+                        2
+                    }
+                    Some(_) => {
+                        hash.fields.set_deadline(name, deadline);
+                        1
+                    }
+                };
+                codes.push(code);
+            }
+            if codes.iter().all(|&code| code <= 0) {
+                return Ok(Write::Unchanged(codes));
+            }
+            reservation.resize(freed, 0)?;
+            Ok(Write::Updated(codes))
+        })
+    }
+
+    /// Removes the TTL of each of `fields`, as Redis 7.4's `HPERSIST`. One code
+    /// per field: `-2` no such field (or key), `-1` it had no TTL, `1` removed.
+    pub fn hpersist_fields(&self, key: &[u8], fields: &[Bytes]) -> Result<Vec<i64>> {
+        self.write(key, |entry, _, _| {
+            let Some(entry) = entry else {
+                return Ok(Write::Unchanged(vec![-2; fields.len()]));
+            };
+            let hash = as_hash_mut(&mut entry.data)?;
+            let codes: Vec<i64> = fields
+                .iter()
+                .map(|name| match hash.fields.get(name) {
+                    None => -2,
+                    Some(field) if field.deadline == NO_DEADLINE => -1,
+                    Some(_) => {
+                        hash.fields.set_deadline(name, NO_DEADLINE);
+                        1
+                    }
+                })
+                .collect();
+            Ok(if codes.contains(&1) {
+                Write::Updated(codes)
+            } else {
+                Write::Unchanged(codes)
+            })
+        })
+    }
+
+    /// Returns the remaining TTL in ms of each of `fields`, as Redis 7.4's
+    /// `HPTTL`: `-2` no such field (or key), `-1` no TTL.
+    pub fn httl_fields(&self, key: &[u8], fields: &[Bytes]) -> Result<Vec<i64>> {
+        self.read(key, |entry, now| {
+            let Some(entry) = entry else {
+                return Ok(vec![-2; fields.len()]);
+            };
+            let hash = as_hash(&entry.data)?;
+            Ok(fields
+                .iter()
+                .map(|name| match hash.fields.get(name) {
+                    None => -2,
+                    Some(field) if field.deadline == NO_DEADLINE => -1,
+                    Some(field) => {
+                        i64::try_from(field.deadline.saturating_sub(now.get())).unwrap_or(i64::MAX)
+                    }
+                })
+                .collect())
         })
     }
 }

@@ -1,5 +1,7 @@
 //! Operations on any key, whatever it holds: existence, type, delete, key TTLs.
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::deadline_after;
 use crate::entry::{Kind, NO_DEADLINE};
 use crate::error::{Result, StoreError};
@@ -60,6 +62,30 @@ impl Store {
         })
     }
 
+    /// Sets the TTL of `key` to `ttl_ms` from now if `condition` holds for its
+    /// current TTL, as Redis's `EXPIRE` with `NX`/`XX`/`GT`/`LT` (no TTL counts
+    /// as infinite). A TTL of 0 deletes the key. Returns whether the TTL was set
+    /// (or the key deleted); false for an absent key.
+    pub fn expire_if(&self, key: &[u8], ttl_ms: u64, condition: ExpireCondition) -> Result<bool> {
+        self.write(key, |entry, _, now| {
+            let deadline = match ttl_ms {
+                0 => now,
+                ttl => deadline_after(now, ttl)?,
+            };
+            let Some(entry) = entry else {
+                return Ok(Write::Unchanged(false));
+            };
+            if !condition.allows(entry.deadline, deadline) {
+                return Ok(Write::Unchanged(false));
+            }
+            if ttl_ms == 0 {
+                return Ok(Write::Delete(true));
+            }
+            entry.deadline = deadline;
+            Ok(Write::Updated(true))
+        })
+    }
+
     /// Removes the TTL of `key`; returns whether it had one. `NotFound` if the key
     /// is absent.
     pub fn persist(&self, key: &[u8]) -> Result<bool> {
@@ -79,5 +105,36 @@ impl Store {
         self.read(key, |entry, now| {
             Ok(entry.ok_or(StoreError::NotFound)?.remaining_ms(now.get()))
         })
+    }
+}
+
+/// When a conditional expire ([`Store::expire_if`], [`Store::hexpire_fields`])
+/// sets a TTL, judged against the current one; no TTL counts as infinite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpireCondition {
+    /// Always.
+    Always,
+    /// Only if there is no TTL yet (`NX`).
+    IfNone,
+    /// Only if there is a TTL already (`XX`).
+    IfSome,
+    /// Only if the new deadline is later than the current one (`GT`).
+    Later,
+    /// Only if the new deadline is earlier than the current one (`LT`).
+    Earlier,
+}
+
+impl ExpireCondition {
+    /// Returns whether a `current` deadline ([`NO_DEADLINE`] for none) may be
+    /// replaced by `new`.
+    pub(crate) fn allows(self, current: u64, new: u64) -> bool {
+        let has_ttl = current != NO_DEADLINE;
+        match self {
+            ExpireCondition::Always => true,
+            ExpireCondition::IfNone => !has_ttl,
+            ExpireCondition::IfSome => has_ttl,
+            ExpireCondition::Later => has_ttl && new > current,
+            ExpireCondition::Earlier => !has_ttl || new < current,
+        }
     }
 }

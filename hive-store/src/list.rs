@@ -195,4 +195,120 @@ impl Store {
             entry.map_or(Ok(0), |entry| Ok(as_list(&entry.data)?.items.len()))
         })
     }
+
+    /// Pushes `values` at `end` of the list `key` only if it exists, as Redis's
+    /// `LPUSHX`/`RPUSHX`; returns the new length (0 if absent).
+    pub fn push_existing(&self, key: &[u8], end: End, values: Vec<Bytes>) -> Result<usize> {
+        for value in &values {
+            self.limits().check_value("element", value)?;
+        }
+        self.write(key, |entry, reservation, _| {
+            let Some(entry) = entry else {
+                return Ok(Write::Unchanged(0));
+            };
+            let list = as_list_mut(&mut entry.data)?;
+            if values.is_empty() {
+                return Ok(Write::Unchanged(list.items.len()));
+            }
+            reservation.resize(0, values.iter().map(|value| element_size(value)).sum())?;
+            list.push(end, values);
+            Ok(Write::Updated(list.items.len()))
+        })
+    }
+
+    /// Keeps only the elements from `start` to `stop` inclusive (`LRANGE`'s
+    /// index rules), as Redis's `LTRIM`; an empty range deletes the list.
+    pub fn ltrim(&self, key: &[u8], start: i64, stop: i64) -> Result<()> {
+        self.write(key, |entry, reservation, _| {
+            let Some(entry) = entry else {
+                return Ok(Write::Unchanged(()));
+            };
+            let list = as_list_mut(&mut entry.data)?;
+            let len = list.items.len();
+            let (keep_from, keep_to) = match resolve_range(start, stop, len) {
+                Some((start, stop)) => (start, stop + 1),
+                None => (0, 0),
+            };
+            if keep_from == 0 && keep_to == len {
+                return Ok(Write::Unchanged(()));
+            }
+            let freed = list
+                .items
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| !(keep_from..keep_to).contains(index))
+                .map(|(_, item)| element_size(item))
+                .sum();
+            reservation.resize(freed, 0)?;
+            list.items.truncate(keep_to);
+            list.items.drain(..keep_from);
+            Ok(Write::Updated(()))
+        })
+    }
+
+    /// Removes elements equal to `element`, as Redis's `LREM`: the first
+    /// `count` from the head if `count > 0`, the first `-count` from the tail
+    /// if negative, all if 0. Returns how many went.
+    pub fn lrem(&self, key: &[u8], count: i64, element: &[u8]) -> Result<usize> {
+        self.write(key, |entry, reservation, _| {
+            let Some(entry) = entry else {
+                return Ok(Write::Unchanged(0));
+            };
+            let list = as_list_mut(&mut entry.data)?;
+            let limit = match count.unsigned_abs() {
+                0 => usize::MAX,
+                limit => usize::try_from(limit).unwrap_or(usize::MAX),
+            };
+            let matching = |(index, item): (usize, &Bytes)| (item[..] == *element).then_some(index);
+            let mut doomed: Vec<usize> = if count >= 0 {
+                list.items
+                    .iter()
+                    .enumerate()
+                    .filter_map(matching)
+                    .take(limit)
+                    .collect()
+            } else {
+                list.items
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .filter_map(matching)
+                    .take(limit)
+                    .collect()
+            };
+            if doomed.is_empty() {
+                return Ok(Write::Unchanged(0));
+            }
+            reservation.resize(doomed.len() * element_size(element), 0)?;
+            doomed.sort_unstable();
+            let mut index = 0;
+            list.items.retain(|_| {
+                let keep = doomed.binary_search(&index).is_err();
+                index += 1;
+                keep
+            });
+            Ok(Write::Updated(doomed.len()))
+        })
+    }
+
+    /// Inserts `element` before (or after) the first element equal to
+    /// `pivot`, as Redis's `LINSERT`. Returns the new length, `-1` if the pivot
+    /// is absent, `0` if the list is.
+    pub fn linsert(&self, key: &[u8], before: bool, pivot: &[u8], element: Bytes) -> Result<i64> {
+        self.limits().check_value("element", &element)?;
+        self.write(key, |entry, reservation, _| {
+            let Some(entry) = entry else {
+                return Ok(Write::Unchanged(0));
+            };
+            let list = as_list_mut(&mut entry.data)?;
+            let Some(at) = list.items.iter().position(|item| item[..] == *pivot) else {
+                return Ok(Write::Unchanged(-1));
+            };
+            reservation.resize(0, element_size(&element))?;
+            list.items.insert(if before { at } else { at + 1 }, element);
+            Ok(Write::Updated(
+                i64::try_from(list.items.len()).unwrap_or(i64::MAX),
+            ))
+        })
+    }
 }

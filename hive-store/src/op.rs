@@ -7,9 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::entry::Kind;
 use crate::error::Result;
+use crate::export::{ExportedData, ExportedEntry};
+use crate::keys::ExpireCondition;
 use crate::list::End;
 use crate::store::Store;
 use crate::value::{SetCondition, SetTtl};
+use crate::zset::{ZAddOptions, ZLimit, ZRangeBy};
 
 /// An operation on one key. Each variant runs the [`Store`] method of the same
 /// name; see there for its semantics.
@@ -117,6 +120,116 @@ pub enum Op {
         max: f64,
     },
     ZCard,
+    GetDel,
+    GetEx {
+        ttl: SetTtl,
+    },
+    IncrByFloat {
+        delta: f64,
+    },
+    SetRange {
+        offset: u64,
+        value: Bytes,
+    },
+    ExpireIf {
+        ttl_ms: u64,
+        condition: ExpireCondition,
+    },
+    Dump,
+    Restore {
+        data: ExportedData,
+        ttl_ms: Option<u64>,
+    },
+    HSetMany {
+        pairs: Vec<(Bytes, Bytes)>,
+    },
+    HSetNx {
+        field: Bytes,
+        value: Bytes,
+    },
+    HIncrBy {
+        field: Bytes,
+        delta: i64,
+    },
+    HIncrByFloat {
+        field: Bytes,
+        delta: f64,
+    },
+    HDelMany {
+        fields: Vec<Bytes>,
+    },
+    HExpireFields {
+        fields: Vec<Bytes>,
+        ttl_ms: u64,
+        condition: ExpireCondition,
+    },
+    HPersistFields {
+        fields: Vec<Bytes>,
+    },
+    HTtlFields {
+        fields: Vec<Bytes>,
+    },
+    PushExisting {
+        end: End,
+        values: Vec<Bytes>,
+    },
+    PopMany {
+        end: End,
+        count: u64,
+    },
+    LTrim {
+        start: i64,
+        stop: i64,
+    },
+    LRem {
+        count: i64,
+        element: Bytes,
+    },
+    LInsert {
+        before: bool,
+        pivot: Bytes,
+        element: Bytes,
+    },
+    SRemMany {
+        members: Vec<Bytes>,
+    },
+    SPop {
+        count: u64,
+        seed: u64,
+    },
+    SReplace {
+        members: Vec<Bytes>,
+    },
+    ZAddMany {
+        pairs: Vec<(f64, Bytes)>,
+        options: ZAddOptions,
+    },
+    ZIncrBy {
+        member: Bytes,
+        delta: f64,
+        options: ZAddOptions,
+    },
+    ZRemMany {
+        members: Vec<Bytes>,
+    },
+    ZMScore {
+        members: Vec<Bytes>,
+    },
+    ZRangeBy {
+        by: ZRangeBy,
+        rev: bool,
+        limit: Option<ZLimit>,
+    },
+    ZCount {
+        by: ZRangeBy,
+    },
+    ZRemRange {
+        by: ZRangeBy,
+    },
+    ZPop {
+        count: u64,
+        highest: bool,
+    },
 }
 
 impl Op {
@@ -144,6 +257,11 @@ impl Op {
                 | Op::ZRange { .. }
                 | Op::ZRangeByScore { .. }
                 | Op::ZCard
+                | Op::Dump
+                | Op::HTtlFields { .. }
+                | Op::ZMScore { .. }
+                | Op::ZRangeBy { .. }
+                | Op::ZCount { .. }
         )
     }
 }
@@ -180,6 +298,12 @@ pub enum Reply {
     Ttl(Option<u64>),
     /// The kind of a key, `None` if absent.
     Kind(Option<Kind>),
+    /// One integer per element asked about (hash-field TTL codes).
+    Integers(Vec<i64>),
+    /// Sorted-set scores, `None` where there is none.
+    Scores(Vec<Option<f64>>),
+    /// A key's contents with their remaining TTLs (`Dump`).
+    Dump(Box<ExportedEntry>),
 }
 
 impl Reply {
@@ -312,6 +436,70 @@ impl Store {
             Op::ZRange { start, stop, rev } => Reply::Scored(self.zrange(key, start, stop, rev)?),
             Op::ZRangeByScore { min, max } => Reply::Scored(self.zrange_by_score(key, min, max)?),
             Op::ZCard => count(self.zcard(key)?),
+            Op::GetDel => Reply::Bytes(self.getdel(key)?),
+            Op::GetEx { ttl } => Reply::Bytes(self.getex(key, ttl)?),
+            Op::IncrByFloat { delta } => Reply::Bytes(self.incr_by_float(key, delta)?),
+            Op::SetRange { offset, value } => {
+                let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+                count(self.setrange(key, offset, &value)?)
+            }
+            Op::ExpireIf { ttl_ms, condition } => {
+                Reply::Bool(self.expire_if(key, ttl_ms, condition)?)
+            }
+            Op::Dump => Reply::Dump(Box::new(self.dump(key)?)),
+            Op::Restore { data, ttl_ms } => {
+                self.restore(key, data, ttl_ms).map(|()| Reply::Unit)?
+            }
+            Op::HSetMany { pairs } => count(self.hset_many(key, pairs)?),
+            Op::HSetNx { field, value } => Reply::Bool(self.hsetnx(key, field, value)?),
+            Op::HIncrBy { field, delta } => Reply::Integer(self.hincr_by(key, field, delta)?),
+            Op::HIncrByFloat { field, delta } => {
+                Reply::Bytes(self.hincr_by_float(key, field, delta)?)
+            }
+            Op::HDelMany { fields } => count(self.hdel_many(key, &fields)?),
+            Op::HExpireFields {
+                fields,
+                ttl_ms,
+                condition,
+            } => Reply::Integers(self.hexpire_fields(key, &fields, ttl_ms, condition)?),
+            Op::HPersistFields { fields } => Reply::Integers(self.hpersist_fields(key, &fields)?),
+            Op::HTtlFields { fields } => Reply::Integers(self.httl_fields(key, &fields)?),
+            Op::PushExisting { end, values } => count(self.push_existing(key, end, values)?),
+            Op::PopMany { end, count } => {
+                let count = usize::try_from(count).unwrap_or(usize::MAX);
+                Reply::List(self.pop_many(key, end, count)?)
+            }
+            Op::LTrim { start, stop } => self.ltrim(key, start, stop).map(|()| Reply::Unit)?,
+            Op::LRem {
+                count: limit,
+                element,
+            } => count(self.lrem(key, limit, &element)?),
+            Op::LInsert {
+                before,
+                pivot,
+                element,
+            } => Reply::Integer(self.linsert(key, before, &pivot, element)?),
+            Op::SRemMany { members } => count(self.srem_many(key, &members)?),
+            Op::SPop { count, seed } => {
+                let count = usize::try_from(count).unwrap_or(usize::MAX);
+                Reply::List(self.spop(key, count, seed)?)
+            }
+            Op::SReplace { members } => count(self.sreplace(key, members)?),
+            Op::ZAddMany { pairs, options } => count(self.zadd_many(key, pairs, options)?),
+            Op::ZIncrBy {
+                member,
+                delta,
+                options,
+            } => Reply::Scores(vec![self.zincr_by(key, member, delta, options)?]),
+            Op::ZRemMany { members } => count(self.zrem_many(key, &members)?),
+            Op::ZMScore { members } => Reply::Scores(self.zmscore(key, &members)?),
+            Op::ZRangeBy { by, rev, limit } => Reply::Scored(self.zrange_by(key, &by, rev, limit)?),
+            Op::ZCount { by } => count(self.zcount(key, &by)?),
+            Op::ZRemRange { by } => count(self.zrem_range(key, &by)?),
+            Op::ZPop { count, highest } => {
+                let count = usize::try_from(count).unwrap_or(usize::MAX);
+                Reply::Scored(self.zpop(key, count, highest)?)
+            }
         })
     }
 }

@@ -198,4 +198,80 @@ impl Store {
             Ok((deadline != NO_DEADLINE).then(|| deadline.saturating_sub(now.get())))
         })
     }
+
+    /// Removes `members` from the set `key` in one write (the key goes with its
+    /// last member); returns how many were there.
+    pub fn srem_many(&self, key: &[u8], members: &[Bytes]) -> Result<usize> {
+        self.write(key, |entry, reservation, _| {
+            let Some(entry) = entry else {
+                return Ok(Write::Unchanged(0));
+            };
+            let set = as_set_mut(&mut entry.data)?;
+            let removed: Vec<&Bytes> = members
+                .iter()
+                .filter(|member| set.members.remove(member).is_some())
+                .collect();
+            if removed.is_empty() {
+                return Ok(Write::Unchanged(0));
+            }
+            reservation.resize(removed.iter().map(|member| member_size(member)).sum(), 0)?;
+            Ok(Write::Updated(removed.len()))
+        })
+    }
+
+    /// Removes up to `count` members chosen at random and returns them, as
+    /// Redis's `SPOP` with a count. The choice is a function of `seed`, so a
+    /// caller that picks the seed decides the outcome (and tests can repeat it).
+    pub fn spop(&self, key: &[u8], count: usize, seed: u64) -> Result<Vec<Bytes>> {
+        self.write(key, |entry, reservation, _| {
+            let Some(entry) = entry else {
+                return Ok(Write::Unchanged(Vec::new()));
+            };
+            let set = as_set_mut(&mut entry.data)?;
+            if count == 0 {
+                return Ok(Write::Unchanged(Vec::new()));
+            }
+            // O(n) per call: the member map has no random access. A partial
+            // Fisher-Yates shuffle picks `count` distinct members.
+            let mut names: Vec<Bytes> = set.members.names().cloned().collect();
+            let count = count.min(names.len());
+            let mut rng = fastrand::Rng::with_seed(seed);
+            for index in 0..count {
+                let pick = rng.usize(index..names.len());
+                names.swap(index, pick);
+            }
+            names.truncate(count);
+            reservation.resize(names.iter().map(|member| member_size(member)).sum(), 0)?;
+            for member in &names {
+                set.members.remove(member);
+            }
+            Ok(Write::Updated(names))
+        })
+    }
+
+    /// Replaces whatever `key` holds with a set of `members` (deleting the key
+    /// if there are none), as the `*STORE` forms of Redis's set algebra;
+    /// returns the set's size.
+    pub fn sreplace(&self, key: &[u8], mut members: Vec<Bytes>) -> Result<usize> {
+        for member in &members {
+            self.limits().check_value("member", member)?;
+        }
+        members.sort_unstable();
+        members.dedup();
+        self.write(key, |_, _, _| {
+            if members.is_empty() {
+                return Ok(Write::Delete(0));
+            }
+            let mut set = SetData::new();
+            let len = members.len();
+            for member in members {
+                set.insert(member, NO_DEADLINE);
+            }
+            Ok(Write::Put {
+                data: Data::Set(Box::new(set)),
+                deadline: NO_DEADLINE,
+                reply: len,
+            })
+        })
+    }
 }

@@ -132,6 +132,104 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Returns the value under `key` and deletes the key, as Redis's `GETDEL`.
+    /// `NotFound` if absent, `WrongType` (and nothing deleted) for a collection.
+    pub fn getdel(&self, key: &[u8]) -> Result<Bytes> {
+        self.write(key, |entry, _, _| {
+            match &entry.ok_or(StoreError::NotFound)?.data {
+                Data::Value(value) => Ok(Write::Delete(value.clone())),
+                _ => Err(StoreError::WrongType),
+            }
+        })
+    }
+
+    /// Returns the value under `key` and sets its TTL, as Redis's `GETEX`:
+    /// [`SetTtl::Keep`] leaves it, [`SetTtl::None`] removes it. `NotFound` if
+    /// absent, `WrongType` for a collection.
+    pub fn getex(&self, key: &[u8], ttl: SetTtl) -> Result<Bytes> {
+        self.write(key, |entry, _, now| {
+            let entry = entry.ok_or(StoreError::NotFound)?;
+            let Data::Value(value) = &entry.data else {
+                return Err(StoreError::WrongType);
+            };
+            let value = value.clone();
+            let deadline = match ttl {
+                SetTtl::Keep => return Ok(Write::Unchanged(value)),
+                SetTtl::None => NO_DEADLINE,
+                SetTtl::Ms(ttl) => deadline_after(now, ttl)?,
+            };
+            if deadline == entry.deadline {
+                return Ok(Write::Unchanged(value));
+            }
+            entry.deadline = deadline;
+            Ok(Write::Updated(value))
+        })
+    }
+
+    /// Adds `delta` to the number held as a decimal string under `key` (0 if
+    /// absent), stores the result as its shortest exact decimal and returns it;
+    /// the key keeps its TTL, as Redis's `INCRBYFLOAT`. `InvalidValue` if the
+    /// value is not a number or the result is not finite.
+    pub fn incr_by_float(&self, key: &[u8], delta: f64) -> Result<Bytes> {
+        self.write(key, |entry, _, _| {
+            let (current, deadline) = match entry.as_deref() {
+                None => (0.0, NO_DEADLINE),
+                Some(entry) => match &entry.data {
+                    Data::Value(value) => (parse_float(value)?, entry.deadline),
+                    _ => return Err(StoreError::WrongType),
+                },
+            };
+            let next = Bytes::from(format_float(add_finite(current, delta)?));
+            Ok(Write::Put {
+                data: Data::Value(next.clone()),
+                deadline,
+                reply: next,
+            })
+        })
+    }
+
+    /// Overwrites the value under `key` from byte `offset` with `patch`,
+    /// padding with zero bytes, and returns the new length, as Redis's
+    /// `SETRANGE`; the key keeps its TTL. An absent key with an empty patch
+    /// stays absent (length 0). `InvalidArgument` if the result would exceed
+    /// the value size limit.
+    pub fn setrange(&self, key: &[u8], offset: usize, patch: &[u8]) -> Result<usize> {
+        let end = offset.checked_add(patch.len());
+        if end.is_none_or(|end| end > self.limits().max_value_len) {
+            return Err(StoreError::InvalidArgument(format!(
+                "string exceeds maximum allowed size ({} bytes)",
+                self.limits().max_value_len
+            )));
+        }
+        self.write(key, |entry, _, _| {
+            let (current, deadline) = match entry.as_deref() {
+                None if patch.is_empty() => return Ok(Write::Unchanged(0)),
+                None => (Bytes::new(), NO_DEADLINE),
+                Some(entry) => match &entry.data {
+                    Data::Value(value) => (value.clone(), entry.deadline),
+                    _ => return Err(StoreError::WrongType),
+                },
+            };
+            if patch.is_empty() {
+                return Ok(Write::Unchanged(current.len()));
+            }
+            let mut joined = current.to_vec();
+            let end = offset + patch.len();
+            if joined.len() < end {
+                joined.resize(end, 0);
+            }
+            joined[offset..end].copy_from_slice(patch);
+            let len = joined.len();
+            Ok(Write::Put {
+                data: Data::Value(Bytes::from(joined)),
+                deadline,
+                reply: len,
+            })
+        })
+    }
+}
+
 /// The TTL a [`Store::set_with`] leaves on the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SetTtl {
@@ -156,7 +254,7 @@ pub enum SetCondition {
 
 /// Parses a value as Redis parses integers: optional `-`, digits, no spaces,
 /// no leading `+` or zeros, within `i64`.
-fn parse_integer(value: &[u8]) -> Result<i64> {
+pub(crate) fn parse_integer(value: &[u8]) -> Result<i64> {
     let invalid = || StoreError::InvalidValue("value is not an integer or out of range".into());
     let text = std::str::from_utf8(value).map_err(|_| invalid())?;
     let digits = text.strip_prefix('-').unwrap_or(text);
@@ -168,4 +266,40 @@ fn parse_integer(value: &[u8]) -> Result<i64> {
         return Err(invalid());
     }
     text.parse().map_err(|_| invalid())
+}
+
+/// Parses a value as a floating-point number (decimal or exponent form, `inf`
+/// accepted, NaN and surrounding spaces refused).
+pub(crate) fn parse_float(value: &[u8]) -> Result<f64> {
+    let invalid = || StoreError::InvalidValue("value is not a valid float".into());
+    let text = std::str::from_utf8(value).map_err(|_| invalid())?;
+    if text.is_empty() || text.trim() != text {
+        return Err(invalid());
+    }
+    match text.parse::<f64>() {
+        Ok(number) if !number.is_nan() => Ok(number),
+        _ => Err(invalid()),
+    }
+}
+
+/// Adds two numbers, refusing a result that is not finite.
+pub(crate) fn add_finite(current: f64, delta: f64) -> Result<f64> {
+    let sum = current + delta;
+    if !sum.is_finite() {
+        return Err(StoreError::InvalidValue(
+            "increment would produce NaN or Infinity".into(),
+        ));
+    }
+    Ok(sum)
+}
+
+/// Formats a finite number as its shortest decimal that reads back exactly,
+/// without an exponent (`3`, `10.5`, `0.0001`).
+pub(crate) fn format_float(number: f64) -> String {
+    // `Display` for f64 is the shortest round-trip form and never uses an
+    // exponent; `-0` reads better as `0`.
+    if number == 0.0 {
+        return "0".into();
+    }
+    number.to_string()
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hive_store::{
-    Clock, End, Kind, MockClock, Op, Reply, SetCondition, SetTtl, Store, StoreConfig, StoreError,
+    Clock, End, ExpireCondition, Kind, MockClock, Op, Reply, ScoreBound, ScoreCompare,
+    SetCondition, SetTtl, Store, StoreConfig, StoreError, ZAddOptions, ZLimit, ZRangeBy,
 };
 use proptest::prelude::*;
 
@@ -55,6 +56,10 @@ fn score() -> impl Strategy<Value = f64> {
 
 /// Operations on any key.
 fn key_op() -> BoxedStrategy<Op> {
+    prop_oneof![3 => key_op_basic(), 2 => key_op_more()].boxed()
+}
+
+fn key_op_basic() -> BoxedStrategy<Op> {
     prop_oneof![
         Just(Op::Exists),
         Just(Op::Type),
@@ -67,6 +72,10 @@ fn key_op() -> BoxedStrategy<Op> {
 }
 
 fn value_op() -> BoxedStrategy<Op> {
+    prop_oneof![3 => value_op_basic(), 2 => value_op_more()].boxed()
+}
+
+fn value_op_basic() -> BoxedStrategy<Op> {
     prop_oneof![
         Just(Op::Get),
         (value(), maybe_ttl()).prop_map(|(value, ttl_ms)| Op::Set { value, ttl_ms }),
@@ -101,6 +110,10 @@ fn set_condition() -> impl Strategy<Value = SetCondition> {
 }
 
 fn hash_op() -> BoxedStrategy<Op> {
+    prop_oneof![3 => hash_op_basic(), 2 => hash_op_more()].boxed()
+}
+
+fn hash_op_basic() -> BoxedStrategy<Op> {
     let name = || bytes_of(NAMES);
     prop_oneof![
         3 => (name(), value(), maybe_ttl()).prop_map(|(field, value, ttl_ms)| Op::HSet { field, value, ttl_ms }),
@@ -115,6 +128,10 @@ fn hash_op() -> BoxedStrategy<Op> {
 }
 
 fn list_op() -> BoxedStrategy<Op> {
+    prop_oneof![3 => list_op_basic(), 2 => list_op_more()].boxed()
+}
+
+fn list_op_basic() -> BoxedStrategy<Op> {
     prop_oneof![
         3 => (end(), prop::collection::vec(value(), 1..4)).prop_map(|(end, values)| Op::Push { end, values }),
         2 => end().prop_map(|end| Op::Pop { end }),
@@ -127,6 +144,10 @@ fn list_op() -> BoxedStrategy<Op> {
 }
 
 fn set_op() -> BoxedStrategy<Op> {
+    prop_oneof![3 => set_op_basic(), 2 => set_op_more()].boxed()
+}
+
+fn set_op_basic() -> BoxedStrategy<Op> {
     let name = || bytes_of(NAMES);
     prop_oneof![
         3 => prop::collection::vec(name(), 1..4).prop_map(|members| Op::SAdd { members }),
@@ -140,6 +161,10 @@ fn set_op() -> BoxedStrategy<Op> {
 }
 
 fn zset_op() -> BoxedStrategy<Op> {
+    prop_oneof![3 => zset_op_basic(), 2 => zset_op_more()].boxed()
+}
+
+fn zset_op_basic() -> BoxedStrategy<Op> {
     let name = || bytes_of(NAMES);
     prop_oneof![
         3 => (score(), name()).prop_map(|(score, member)| Op::ZAdd { score, member }),
@@ -149,6 +174,143 @@ fn zset_op() -> BoxedStrategy<Op> {
         1 => (index(), index(), any::<bool>()).prop_map(|(start, stop, rev)| Op::ZRange { start, stop, rev }),
         1 => (score(), score()).prop_map(|(min, max)| Op::ZRangeByScore { min, max }),
         1 => Just(Op::ZCard),
+    ]
+    .boxed()
+}
+
+fn names() -> impl Strategy<Value = Vec<Bytes>> {
+    prop::collection::vec(bytes_of(NAMES), 1..4)
+}
+
+fn expire_condition() -> impl Strategy<Value = ExpireCondition> {
+    prop_oneof![
+        Just(ExpireCondition::Always),
+        Just(ExpireCondition::IfNone),
+        Just(ExpireCondition::IfSome),
+        Just(ExpireCondition::Later),
+        Just(ExpireCondition::Earlier),
+    ]
+}
+
+fn key_op_more() -> BoxedStrategy<Op> {
+    (ttl(), expire_condition())
+        .prop_map(|(ttl_ms, condition)| Op::ExpireIf { ttl_ms, condition })
+        .boxed()
+}
+
+fn value_op_more() -> BoxedStrategy<Op> {
+    prop_oneof![
+        Just(Op::GetDel),
+        set_ttl().prop_map(|ttl| Op::GetEx { ttl }),
+        (0u64..6, value()).prop_map(|(offset, value)| Op::SetRange { offset, value }),
+    ]
+    .boxed()
+}
+
+fn hash_op_more() -> BoxedStrategy<Op> {
+    let name = || bytes_of(NAMES);
+    prop_oneof![
+        prop::collection::vec((name(), value()), 1..4).prop_map(|pairs| Op::HSetMany { pairs }),
+        (name(), value()).prop_map(|(field, value)| Op::HSetNx { field, value }),
+        (name(), -3i64..4).prop_map(|(field, delta)| Op::HIncrBy { field, delta }),
+        names().prop_map(|fields| Op::HDelMany { fields }),
+        (names(), ttl(), expire_condition()).prop_map(|(fields, ttl_ms, condition)| {
+            Op::HExpireFields {
+                fields,
+                ttl_ms,
+                condition,
+            }
+        }),
+        names().prop_map(|fields| Op::HPersistFields { fields }),
+        names().prop_map(|fields| Op::HTtlFields { fields }),
+    ]
+    .boxed()
+}
+
+fn list_op_more() -> BoxedStrategy<Op> {
+    let element = || bytes_of(NAMES);
+    prop_oneof![
+        (end(), prop::collection::vec(element(), 0..3))
+            .prop_map(|(end, values)| Op::PushExisting { end, values }),
+        (end(), 0u64..4).prop_map(|(end, count)| Op::PopMany { end, count }),
+        (index(), index()).prop_map(|(start, stop)| Op::LTrim { start, stop }),
+        (-3i64..3, element()).prop_map(|(count, element)| Op::LRem { count, element }),
+        (any::<bool>(), element(), element()).prop_map(|(before, pivot, element)| Op::LInsert {
+            before,
+            pivot,
+            element
+        }),
+        // Elements from a small alphabet, so LREM and LINSERT find them.
+        (end(), prop::collection::vec(element(), 1..4))
+            .prop_map(|(end, values)| Op::Push { end, values }),
+    ]
+    .boxed()
+}
+
+fn set_op_more() -> BoxedStrategy<Op> {
+    prop_oneof![
+        names().prop_map(|members| Op::SRemMany { members }),
+        prop::collection::vec(bytes_of(NAMES), 0..4).prop_map(|members| Op::SReplace { members }),
+    ]
+    .boxed()
+}
+
+fn zadd_options() -> impl Strategy<Value = ZAddOptions> {
+    (
+        set_condition(),
+        prop_oneof![
+            Just(ScoreCompare::Any),
+            Just(ScoreCompare::Greater),
+            Just(ScoreCompare::Less)
+        ],
+        any::<bool>(),
+    )
+        .prop_map(|(condition, compare, changed)| ZAddOptions {
+            condition,
+            compare,
+            changed,
+        })
+}
+
+fn score_bound() -> impl Strategy<Value = ScoreBound> {
+    (score(), any::<bool>()).prop_map(|(score, exclusive)| ScoreBound { score, exclusive })
+}
+
+fn zrange_by() -> impl Strategy<Value = ZRangeBy> {
+    prop_oneof![
+        (index(), index()).prop_map(|(start, stop)| ZRangeBy::Rank { start, stop }),
+        (score_bound(), score_bound()).prop_map(|(min, max)| ZRangeBy::Score { min, max }),
+    ]
+}
+
+fn zset_op_more() -> BoxedStrategy<Op> {
+    let name = || bytes_of(NAMES);
+    prop_oneof![
+        (
+            prop::collection::vec((score(), name()), 1..4),
+            zadd_options()
+        )
+            .prop_map(|(pairs, options)| Op::ZAddMany { pairs, options }),
+        (name(), score(), zadd_options()).prop_map(|(member, delta, options)| Op::ZIncrBy {
+            member,
+            delta,
+            options
+        }),
+        names().prop_map(|members| Op::ZRemMany { members }),
+        names().prop_map(|members| Op::ZMScore { members }),
+        (
+            zrange_by(),
+            any::<bool>(),
+            prop::option::of((0usize..3, 0usize..4))
+        )
+            .prop_map(|(by, rev, limit)| Op::ZRangeBy {
+                by,
+                rev,
+                limit: limit.map(|(offset, count)| ZLimit { offset, count }),
+            }),
+        zrange_by().prop_map(|by| Op::ZCount { by }),
+        zrange_by().prop_map(|by| Op::ZRemRange { by }),
+        (0u64..4, any::<bool>()).prop_map(|(count, highest)| Op::ZPop { count, highest }),
     ]
     .boxed()
 }
@@ -606,7 +768,451 @@ impl Model {
                     .unwrap_or_default(),
             ),
             Op::ZCard => Reply::Count(typed!(entry, ZSet).map_or(0, |zset| zset.len() as u64)),
+            other => return self.apply_more(key, other, now),
         })
+    }
+
+    /// The operations added for `hived`'s command set.
+    fn apply_more(&mut self, key: &Bytes, op: Op, now: u64) -> Result<Reply, StoreError> {
+        let entry = self.keys.get_mut(key);
+        let codes = |fields: &[Bytes], code: &mut dyn FnMut(&Bytes) -> i64| {
+            Reply::Integers(fields.iter().map(code).collect())
+        };
+        Ok(match op {
+            Op::ExpireIf { ttl_ms, condition } => {
+                let new = if ttl_ms == 0 {
+                    now
+                } else {
+                    deadline(now, ttl_ms)?
+                };
+                let Some(entry) = entry else {
+                    return Ok(Reply::Bool(false));
+                };
+                if !allows(condition, entry.deadline, new) {
+                    return Ok(Reply::Bool(false));
+                }
+                if ttl_ms == 0 {
+                    self.keys.remove(key);
+                } else {
+                    entry.deadline = Some(new);
+                }
+                Reply::Bool(true)
+            }
+            Op::GetDel => {
+                let value = typed!(entry, Plain).ok_or(StoreError::NotFound)?.clone();
+                self.keys.remove(key);
+                Reply::Bytes(value)
+            }
+            Op::GetEx { ttl } => {
+                let entry = entry.ok_or(StoreError::NotFound)?;
+                let Data::Plain(value) = &entry.value else {
+                    return Err(StoreError::WrongType);
+                };
+                let value = value.clone();
+                match ttl {
+                    SetTtl::Keep => {}
+                    SetTtl::None => entry.deadline = None,
+                    SetTtl::Ms(ttl) => entry.deadline = Some(deadline(now, ttl)?),
+                }
+                Reply::Bytes(value)
+            }
+            Op::SetRange { offset, value } => {
+                let current = match typed!(entry, Plain) {
+                    None if value.is_empty() => return Ok(Reply::Count(0)),
+                    None => Bytes::new(),
+                    Some(current) => current.clone(),
+                };
+                if value.is_empty() {
+                    return Ok(Reply::Count(current.len() as u64));
+                }
+                let mut joined = current.to_vec();
+                let offset = offset as usize;
+                if joined.len() < offset + value.len() {
+                    joined.resize(offset + value.len(), 0);
+                }
+                joined[offset..offset + value.len()].copy_from_slice(&value);
+                let len = joined.len() as u64;
+                let deadline = self.keys.get(key).and_then(|entry| entry.deadline);
+                self.keys.insert(
+                    key.clone(),
+                    Entry {
+                        value: Data::Plain(Bytes::from(joined)),
+                        deadline,
+                    },
+                );
+                Reply::Count(len)
+            }
+            Op::HSetMany { pairs } => {
+                let map = create!(self, entry, key, Hash, BTreeMap::new());
+                let mut added = 0;
+                for (field, value) in pairs {
+                    added += u64::from(map.insert(field, (value, None)).is_none());
+                }
+                Reply::Count(added)
+            }
+            Op::HSetNx { field, value } => {
+                let map = create!(self, entry, key, Hash, BTreeMap::new());
+                if map.contains_key(&field) {
+                    return Ok(Reply::Bool(false));
+                }
+                map.insert(field, (value, None));
+                Reply::Bool(true)
+            }
+            Op::HIncrBy { field, delta } => {
+                let map = create!(self, entry, key, Hash, BTreeMap::new());
+                let (current, deadline) = match map.get(&field) {
+                    None => (0, None),
+                    Some((value, deadline)) => (canonical_integer(value)?, *deadline),
+                };
+                let next = current
+                    .checked_add(delta)
+                    .ok_or_else(|| StoreError::InvalidValue("overflow".into()))?;
+                map.insert(field, (Bytes::from(next.to_string()), deadline));
+                Reply::Integer(next)
+            }
+            Op::HDelMany { fields } => {
+                let Some(map) = typed!(entry, Hash) else {
+                    return Ok(Reply::Count(0));
+                };
+                Reply::Count(
+                    fields
+                        .iter()
+                        .filter(|field| map.remove(*field).is_some())
+                        .count() as u64,
+                )
+            }
+            Op::HExpireFields {
+                fields,
+                ttl_ms,
+                condition,
+            } => {
+                let new = if ttl_ms == 0 {
+                    now
+                } else {
+                    deadline(now, ttl_ms)?
+                };
+                let Some(map) = typed!(entry, Hash) else {
+                    return Ok(Reply::Integers(vec![-2; fields.len()]));
+                };
+                codes(&fields, &mut |field| match map.get(field) {
+                    None => -2,
+                    Some((_, current)) if !allows(condition, *current, new) => 0,
+                    Some(_) if ttl_ms == 0 => {
+                        map.remove(field);
+                        2
+                    }
+                    Some(_) => {
+                        map.get_mut(field).unwrap().1 = Some(new);
+                        1
+                    }
+                })
+            }
+            Op::HPersistFields { fields } => {
+                let Some(map) = typed!(entry, Hash) else {
+                    return Ok(Reply::Integers(vec![-2; fields.len()]));
+                };
+                codes(&fields, &mut |field| match map.get_mut(field) {
+                    None => -2,
+                    Some((_, None)) => -1,
+                    Some((_, deadline)) => {
+                        *deadline = None;
+                        1
+                    }
+                })
+            }
+            Op::HTtlFields { fields } => {
+                let Some(map) = typed!(entry, Hash) else {
+                    return Ok(Reply::Integers(vec![-2; fields.len()]));
+                };
+                codes(&fields, &mut |field| match map.get(field) {
+                    None => -2,
+                    Some((_, None)) => -1,
+                    Some((_, Some(deadline))) => (deadline - now) as i64,
+                })
+            }
+            Op::PushExisting { end, values } => {
+                let Some(list) = typed!(entry, List) else {
+                    return Ok(Reply::Count(0));
+                };
+                for value in values {
+                    match end {
+                        End::Front => list.push_front(value),
+                        End::Back => list.push_back(value),
+                    }
+                }
+                Reply::Count(list.len() as u64)
+            }
+            Op::PopMany { end, count } => {
+                let list = typed!(entry, List).ok_or(StoreError::NotFound)?;
+                let mut popped = Vec::new();
+                for _ in 0..count {
+                    let next = match end {
+                        End::Front => list.pop_front(),
+                        End::Back => list.pop_back(),
+                    };
+                    popped.extend(next);
+                }
+                Reply::List(popped)
+            }
+            Op::LTrim { start, stop } => {
+                if let Some(list) = typed!(entry, List) {
+                    let kept: VecDeque<Bytes> = match resolve_range(start, stop, list.len()) {
+                        Some((start, stop)) => list.range(start..=stop).cloned().collect(),
+                        None => VecDeque::new(),
+                    };
+                    *list = kept;
+                }
+                Reply::Unit
+            }
+            Op::LRem { count, element } => {
+                let Some(list) = typed!(entry, List) else {
+                    return Ok(Reply::Count(0));
+                };
+                let limit = if count == 0 {
+                    usize::MAX
+                } else {
+                    count.unsigned_abs() as usize
+                };
+                let mut removed = 0;
+                if count >= 0 {
+                    let mut index = 0;
+                    while index < list.len() {
+                        if removed < limit && list[index] == element {
+                            list.remove(index);
+                            removed += 1;
+                        } else {
+                            index += 1;
+                        }
+                    }
+                } else {
+                    let mut index = list.len();
+                    while index > 0 {
+                        index -= 1;
+                        if removed < limit && list[index] == element {
+                            list.remove(index);
+                            removed += 1;
+                        }
+                    }
+                }
+                Reply::Count(removed as u64)
+            }
+            Op::LInsert {
+                before,
+                pivot,
+                element,
+            } => {
+                let Some(list) = typed!(entry, List) else {
+                    return Ok(Reply::Integer(0));
+                };
+                let Some(at) = list.iter().position(|item| *item == pivot) else {
+                    return Ok(Reply::Integer(-1));
+                };
+                list.insert(if before { at } else { at + 1 }, element);
+                Reply::Integer(list.len() as i64)
+            }
+            Op::SRemMany { members } => {
+                let Some(set) = typed!(entry, Set) else {
+                    return Ok(Reply::Count(0));
+                };
+                Reply::Count(
+                    members
+                        .iter()
+                        .filter(|member| set.remove(*member).is_some())
+                        .count() as u64,
+                )
+            }
+            Op::SReplace { members } => {
+                let set: BTreeMap<Bytes, Deadline> =
+                    members.into_iter().map(|member| (member, None)).collect();
+                let len = set.len() as u64;
+                self.keys.insert(
+                    key.clone(),
+                    Entry {
+                        value: Data::Set(set),
+                        deadline: None,
+                    },
+                );
+                Reply::Count(len)
+            }
+            Op::ZAddMany { pairs, options } => {
+                check_zadd(options)?;
+                let zset = create!(self, entry, key, ZSet, BTreeMap::new());
+                let mut counted = 0;
+                for (score, member) in pairs {
+                    counted += match zupdate(zset, member, score, false, options)? {
+                        Some((true, _)) => 1,
+                        Some((false, moved)) => u64::from(moved && options.changed),
+                        None => 0,
+                    };
+                }
+                Reply::Count(counted)
+            }
+            Op::ZIncrBy {
+                member,
+                delta,
+                options,
+            } => {
+                check_zadd(options)?;
+                let zset = create!(self, entry, key, ZSet, BTreeMap::new());
+                let updated = zupdate(zset, member.clone(), delta, true, options)?;
+                Reply::Scores(vec![updated.map(|_| zset[&member])])
+            }
+            Op::ZRemMany { members } => {
+                let Some(zset) = typed!(entry, ZSet) else {
+                    return Ok(Reply::Count(0));
+                };
+                Reply::Count(
+                    members
+                        .iter()
+                        .filter(|member| zset.remove(*member).is_some())
+                        .count() as u64,
+                )
+            }
+            Op::ZMScore { members } => {
+                let zset = typed!(entry, ZSet);
+                Reply::Scores(
+                    members
+                        .iter()
+                        .map(|member| zset.as_ref().and_then(|zset| zset.get(member).copied()))
+                        .collect(),
+                )
+            }
+            Op::ZRangeBy { by, rev, limit } => {
+                let zset = typed!(entry, ZSet)
+                    .map(|zset| sorted_zset(zset))
+                    .unwrap_or_default();
+                let mut selected = select(zset, &by, rev);
+                if let Some(limit) = limit {
+                    selected = selected
+                        .into_iter()
+                        .skip(limit.offset)
+                        .take(limit.count)
+                        .collect();
+                }
+                Reply::Scored(selected)
+            }
+            Op::ZCount { by } => {
+                let zset = typed!(entry, ZSet)
+                    .map(|zset| sorted_zset(zset))
+                    .unwrap_or_default();
+                Reply::Count(select(zset, &by, false).len() as u64)
+            }
+            Op::ZRemRange { by } => {
+                let Some(zset) = typed!(entry, ZSet) else {
+                    return Ok(Reply::Count(0));
+                };
+                let doomed = select(sorted_zset(zset), &by, false);
+                for (member, _) in &doomed {
+                    zset.remove(member);
+                }
+                Reply::Count(doomed.len() as u64)
+            }
+            Op::ZPop { count, highest } => {
+                let Some(zset) = typed!(entry, ZSet) else {
+                    return Ok(Reply::Scored(Vec::new()));
+                };
+                let mut sorted = sorted_zset(zset);
+                if highest {
+                    sorted.reverse();
+                }
+                sorted.truncate(count as usize);
+                for (member, _) in &sorted {
+                    zset.remove(member);
+                }
+                Reply::Scored(sorted)
+            }
+            other => panic!("the model does not generate {other:?}"),
+        })
+    }
+}
+
+fn allows(condition: ExpireCondition, current: Deadline, new: u64) -> bool {
+    match condition {
+        ExpireCondition::Always => true,
+        ExpireCondition::IfNone => current.is_none(),
+        ExpireCondition::IfSome => current.is_some(),
+        ExpireCondition::Later => current.is_some_and(|current| new > current),
+        ExpireCondition::Earlier => current.is_none_or(|current| new < current),
+    }
+}
+
+fn check_zadd(options: ZAddOptions) -> Result<(), StoreError> {
+    if options.condition == SetCondition::IfAbsent && options.compare != ScoreCompare::Any {
+        return Err(StoreError::InvalidArgument("GT/LT with NX".into()));
+    }
+    Ok(())
+}
+
+/// One `ZADD` change: `Some((added, moved))` if applied, `None` if the options refused.
+fn zupdate(
+    zset: &mut BTreeMap<Bytes, f64>,
+    member: Bytes,
+    score: f64,
+    incr: bool,
+    options: ZAddOptions,
+) -> Result<Option<(bool, bool)>, StoreError> {
+    let old = zset.get(&member).copied();
+    match (options.condition, old) {
+        (SetCondition::IfAbsent, Some(_)) | (SetCondition::IfPresent, None) => return Ok(None),
+        _ => {}
+    }
+    let new = if incr {
+        old.unwrap_or(0.0) + score
+    } else {
+        score
+    };
+    if new.is_nan() {
+        return Err(StoreError::InvalidValue("NaN".into()));
+    }
+    let Some(old) = old else {
+        zset.insert(member, new);
+        return Ok(Some((true, false)));
+    };
+    let allowed = match options.compare {
+        ScoreCompare::Any => true,
+        ScoreCompare::Greater => new > old,
+        ScoreCompare::Less => new < old,
+    };
+    if !allowed {
+        return Ok(None);
+    }
+    zset.insert(member, new);
+    Ok(Some((false, new != old)))
+}
+
+fn select(mut sorted: Vec<(Bytes, f64)>, by: &ZRangeBy, rev: bool) -> Vec<(Bytes, f64)> {
+    match by {
+        ZRangeBy::Rank { start, stop } => {
+            if rev {
+                sorted.reverse();
+            }
+            match resolve_range(*start, *stop, sorted.len()) {
+                Some((start, stop)) => sorted[start..=stop].to_vec(),
+                None => Vec::new(),
+            }
+        }
+        ZRangeBy::Score { min, max } => {
+            let above = |score: f64| {
+                if min.exclusive {
+                    score > min.score
+                } else {
+                    score >= min.score
+                }
+            };
+            let below = |score: f64| {
+                if max.exclusive {
+                    score < max.score
+                } else {
+                    score <= max.score
+                }
+            };
+            sorted.retain(|(_, score)| above(*score) && below(*score));
+            if rev {
+                sorted.reverse();
+            }
+            sorted
+        }
+        ZRangeBy::Lex { .. } => unreachable!("lex ranges are not generated"),
     }
 }
 

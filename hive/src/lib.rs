@@ -64,7 +64,10 @@ mod stores;
 /// Redis's): keys are used as given, without the typed stores' namespaces, and
 /// values are raw bytes. Run with [`Cache::execute_raw`].
 pub mod raw {
-    pub use hive_store::{End, Kind, LexBound, Op, Reply, SetCondition, SetTtl};
+    pub use hive_store::{
+        End, ExpireCondition, ExportedData, ExportedEntry, Kind, LexBound, LexLimit, Op, Reply,
+        ScoreBound, ScoreCompare, SetCondition, SetTtl, ZAddOptions, ZLimit, ZRangeBy,
+    };
 }
 
 pub use cache::Cache;
