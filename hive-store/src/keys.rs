@@ -122,6 +122,8 @@ pub enum ExpireCondition {
     Later,
     /// Only if the new deadline is earlier than the current one (`LT`).
     Earlier,
+    /// Only if there is a TTL and the new deadline is earlier (`XX LT`).
+    EarlierThanSome,
 }
 
 impl ExpireCondition {
@@ -135,6 +137,7 @@ impl ExpireCondition {
             ExpireCondition::IfSome => has_ttl,
             ExpireCondition::Later => has_ttl && new > current,
             ExpireCondition::Earlier => !has_ttl || new < current,
+            ExpireCondition::EarlierThanSome => has_ttl && new < current,
         }
     }
 }

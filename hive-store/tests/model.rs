@@ -189,6 +189,7 @@ fn expire_condition() -> impl Strategy<Value = ExpireCondition> {
         Just(ExpireCondition::IfSome),
         Just(ExpireCondition::Later),
         Just(ExpireCondition::Earlier),
+        Just(ExpireCondition::EarlierThanSome),
     ]
 }
 
@@ -1133,6 +1134,7 @@ fn allows(condition: ExpireCondition, current: Deadline, new: u64) -> bool {
         ExpireCondition::IfSome => current.is_some(),
         ExpireCondition::Later => current.is_some_and(|current| new > current),
         ExpireCondition::Earlier => current.is_none_or(|current| new < current),
+        ExpireCondition::EarlierThanSome => current.is_some_and(|current| new < current),
     }
 }
 

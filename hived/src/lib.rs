@@ -13,8 +13,10 @@
 //! - `server.rs`: connections, pipelining, graceful stop.
 //! - `commands/`: the command table (what `COMMAND` reports and dispatch
 //!   runs), one module per command family.
+//! - `glob.rs`: Redis's glob patterns for `KEYS` and `SCAN ... MATCH`.
 
 mod commands;
+mod glob;
 pub mod options;
 pub mod resp;
 mod server;

@@ -8,7 +8,10 @@
 //! - error replies are compared by their code (`ERR`, `WRONGTYPE`, ...), not
 //!   their wording;
 //! - set members and hash fields come back in an unspecified order in both
-//!   servers, so `SMEMBERS`, `HGETALL`, `HKEYS` and `HVALS` are compared sorted;
+//!   servers, so `SMEMBERS`, `HGETALL`, `HKEYS`, `HVALS`, the set algebra,
+//!   `SSCAN`/`HSCAN` elements and random picks that take every element
+//!   (`SPOP`, `SRANDMEMBER`, `HRANDFIELD` with a count above the size) are
+//!   compared sorted;
 //! - a positive `PTTL` is compared as "positive" only (time passes between the
 //!   two servers' answers).
 
@@ -161,6 +164,257 @@ fn command() -> impl Strategy<Value = Vec<String>> {
     ]
 }
 
+fn s(text: &str) -> String {
+    text.to_owned()
+}
+
+const EXPIRE_OPTIONS: &[&[&str]] = &[
+    &[],
+    &["NX"],
+    &["XX"],
+    &["GT"],
+    &["LT"],
+    &["XX", "GT"],
+    &["XX", "LT"],
+    &["NX", "GT"],
+    &["GT", "LT"],
+    &["BOGUS"],
+];
+const GETEX_OPTIONS: &[&[&str]] = &[
+    &[],
+    &["EX", "1000"],
+    &["PX", "-5"],
+    &["PERSIST"],
+    &["EXAT", "1"],
+    &["EX", "10", "PX", "10"],
+    &["BOGUS"],
+];
+const LPOS_OPTIONS: &[&[&str]] = &[
+    &[],
+    &["RANK", "2"],
+    &["RANK", "-1"],
+    &["COUNT", "0"],
+    &["RANK", "0"],
+    &["COUNT", "2", "MAXLEN", "3"],
+    &["RANK", "-2", "COUNT", "1"],
+];
+const POP_COUNTS: &[&[&str]] = &[&[], &["2"], &["-1"]];
+
+/// One of several argument lists.
+fn options_of(choices: &'static [&'static [&'static str]]) -> impl Strategy<Value = Vec<String>> {
+    prop::sample::select(choices)
+        .prop_map(|options| options.iter().map(|option| s(option)).collect())
+}
+
+/// An `EXPIRE` option, valid or not.
+fn expire_option() -> impl Strategy<Value = Vec<String>> {
+    options_of(EXPIRE_OPTIONS)
+}
+
+/// A `ZADD` flag combination, valid or conflicting.
+fn zadd_flags() -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec(
+        prop::sample::select(&["NX", "XX", "GT", "LT", "CH", "INCR"][..]),
+        0..3,
+    )
+    .prop_map(|flags| flags.into_iter().map(s).collect())
+}
+
+/// A score-range bound: inclusive, exclusive, infinite or invalid.
+fn score_bound() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => score(),
+        2 => (-20i32..20).prop_map(|n| format!("({n}")),
+        1 => Just(s("(inf")),
+        1 => Just(s("(x")),
+    ]
+}
+
+fn lex_bound() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(s("-")),
+        Just(s("+")),
+        member().prop_map(|m| format!("[{m}")),
+        member().prop_map(|m| format!("({m}")),
+        Just(s("x")),
+    ]
+}
+
+/// Options after a `ZRANGE`-family range.
+fn zrange_options() -> impl Strategy<Value = Vec<String>> {
+    let option = prop_oneof![
+        Just(vec![s("WITHSCORES")]),
+        Just(vec![s("REV")]),
+        Just(vec![s("BYSCORE")]),
+        (-1i32..3, -1i32..3).prop_map(|(o, c)| vec![s("LIMIT"), o.to_string(), c.to_string()]),
+    ];
+    prop::collection::vec(option, 0..3).prop_map(|options| options.concat())
+}
+
+/// The commands added with the full command table.
+fn command_more() -> impl Strategy<Value = Vec<String>> {
+    prop_oneof![
+        // strings and keys
+        key().prop_map(|k| vec![s("GETDEL"), k]),
+        (key(), options_of(GETEX_OPTIONS))
+            .prop_map(|(k, options)| [vec![s("GETEX"), k], options].concat()),
+        (
+            key(),
+            prop::sample::select(&["1.5", "-0.25", "3", "abc", "inf"][..])
+        )
+            .prop_map(|(k, n)| vec![s("INCRBYFLOAT"), k, s(n)]),
+        (key(), index(), index()).prop_map(|(k, a, b)| vec![s("GETRANGE"), k, a, b]),
+        (key(), 0u8..4, value()).prop_map(|(k, o, v)| vec![s("SETRANGE"), k, o.to_string(), v]),
+        key().prop_map(|k| vec![s("SETRANGE"), k, s("-1"), s("x")]),
+        (
+            key(),
+            prop::sample::select(&["1000", "-1", "50"][..]),
+            expire_option()
+        )
+            .prop_map(|(k, t, options)| [vec![s("EXPIRE"), k, s(t)], options].concat()),
+        (key(), key()).prop_map(|(a, b)| vec![s("RENAME"), a, b]),
+        // hashes
+        (key(), member(), value(), member(), value()).prop_map(|(k, f, v, g, w)| vec![
+            s("HSET"),
+            k,
+            f,
+            v,
+            g,
+            w
+        ]),
+        (key(), member(), value()).prop_map(|(k, f, v)| vec![s("HSETNX"), k, f, v]),
+        (key(), member(), value()).prop_map(|(k, f, n)| vec![s("HINCRBY"), k, f, n]),
+        (
+            key(),
+            member(),
+            prop::sample::select(&["1.5", "-2", "x"][..])
+        )
+            .prop_map(|(k, f, n)| vec![s("HINCRBYFLOAT"), k, f, s(n)]),
+        (key(), member(), member()).prop_map(|(k, f, g)| vec![s("HDEL"), k, f, g]),
+        key().prop_map(|k| vec![s("HSCAN"), k, s("0")]),
+        key().prop_map(|k| vec![
+            s("HSCAN"),
+            k,
+            s("0"),
+            s("MATCH"),
+            s("[xy]"),
+            s("COUNT"),
+            s("5")
+        ]),
+        key().prop_map(|k| vec![s("HSCAN"), k, s("0"), s("COUNT"), s("0")]),
+        key().prop_map(|k| vec![s("HRANDFIELD"), k, s("100")]),
+        key().prop_map(|k| vec![s("HRANDFIELD"), k, s("0"), s("WITHVALUES")]),
+        // lists
+        (key(), member()).prop_map(|(k, v)| vec![s("RPUSH"), k, v]),
+        (key(), member(), member()).prop_map(|(k, a, b)| vec![s("LPUSHX"), k, a, b]),
+        (key(), member()).prop_map(|(k, a)| vec![s("RPUSHX"), k, a]),
+        (key(), index(), index()).prop_map(|(k, a, b)| vec![s("LTRIM"), k, a, b]),
+        (key(), -2i32..3, member()).prop_map(|(k, n, v)| vec![s("LREM"), k, n.to_string(), v]),
+        (
+            key(),
+            prop::sample::select(&["BEFORE", "AFTER", "NEAR"][..]),
+            member(),
+            member()
+        )
+            .prop_map(|(k, w, p, v)| vec![s("LINSERT"), k, s(w), p, v]),
+        (key(), member(), options_of(LPOS_OPTIONS)).prop_map(|(k, v, options)| [
+            vec![s("LPOS"), k, v],
+            options
+        ]
+        .concat()),
+        (
+            key(),
+            key(),
+            prop::sample::select(&["LEFT", "RIGHT", "UP"][..]),
+            prop::sample::select(&["LEFT", "RIGHT"][..])
+        )
+            .prop_map(|(a, b, f, t)| vec![s("LMOVE"), a, b, s(f), s(t)]),
+        (key(), key()).prop_map(|(a, b)| vec![s("RPOPLPUSH"), a, b]),
+        // sets
+        (key(), member(), member()).prop_map(|(k, a, b)| vec![s("SREM"), k, a, b]),
+        key().prop_map(|k| vec![s("SPOP"), k, s("100")]),
+        key().prop_map(|k| vec![s("SPOP"), k, s("-1")]),
+        key().prop_map(|k| vec![s("SRANDMEMBER"), k, s("100")]),
+        key().prop_map(|k| vec![s("SRANDMEMBER"), k, s("0")]),
+        key().prop_map(|k| vec![s("SSCAN"), k, s("0"), s("MATCH"), s("*")]),
+        (
+            prop::sample::select(&["SINTER", "SUNION", "SDIFF"][..]),
+            key(),
+            key()
+        )
+            .prop_map(|(c, a, b)| vec![s(c), a, b]),
+        (
+            prop::sample::select(&["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"][..]),
+            key(),
+            key(),
+            key()
+        )
+            .prop_map(|(c, d, a, b)| vec![s(c), d, a, b]),
+        // sorted sets
+        (key(), zadd_flags(), score(), member()).prop_map(|(k, flags, sc, m)| [
+            vec![s("ZADD"), k],
+            flags,
+            vec![sc, m]
+        ]
+        .concat()),
+        (key(), zadd_flags(), score(), member(), score(), member()).prop_map(
+            |(k, flags, a, m, b, n)| [vec![s("ZADD"), k], flags, vec![a, m, b, n]].concat()
+        ),
+        (key(), score(), member()).prop_map(|(k, sc, m)| vec![s("ZINCRBY"), k, sc, m]),
+        (key(), member(), member()).prop_map(|(k, a, b)| vec![s("ZREM"), k, a, b]),
+        (key(), member(), member()).prop_map(|(k, a, b)| vec![s("ZMSCORE"), k, a, b]),
+        (key(), score_bound(), score_bound()).prop_map(|(k, a, b)| vec![s("ZCOUNT"), k, a, b]),
+        (key(), index(), index(), zrange_options()).prop_map(|(k, a, b, o)| [
+            vec![s("ZRANGE"), k, a, b],
+            o
+        ]
+        .concat()),
+        (key(), score_bound(), score_bound(), zrange_options()).prop_map(|(k, a, b, o)| [
+            vec![s("ZRANGE"), k, a, b, s("BYSCORE")],
+            o
+        ]
+        .concat()),
+        (key(), score_bound(), score_bound()).prop_map(|(k, a, b)| vec![
+            s("ZRANGEBYSCORE"),
+            k,
+            a,
+            b,
+            s("LIMIT"),
+            s("1"),
+            s("2")
+        ]),
+        (key(), score_bound(), score_bound()).prop_map(|(k, a, b)| vec![
+            s("ZREVRANGEBYSCORE"),
+            k,
+            a,
+            b,
+            s("WITHSCORES")
+        ]),
+        member().prop_map(|m| vec![s("ZADD"), s("lex"), s("0"), m]),
+        (lex_bound(), lex_bound(), any::<bool>()).prop_map(|(a, b, rev)| {
+            let mut command = vec![s("ZRANGE"), s("lex"), a, b, s("BYLEX")];
+            if rev {
+                command.push(s("REV"));
+            }
+            command
+        }),
+        (
+            key(),
+            prop::sample::select(&["ZPOPMIN", "ZPOPMAX"][..]),
+            options_of(POP_COUNTS)
+        )
+            .prop_map(|(k, c, n)| [vec![s(c), k], n].concat()),
+        (key(), index(), index()).prop_map(|(k, a, b)| vec![s("ZREMRANGEBYRANK"), k, a, b]),
+        (key(), score_bound(), score_bound()).prop_map(|(k, a, b)| vec![
+            s("ZREMRANGEBYSCORE"),
+            k,
+            a,
+            b
+        ]),
+        key().prop_map(|k| vec![s("ZSCAN"), k, s("0")]),
+    ]
+}
+
 /// Applies the documented normalisations.
 fn normalise(command: &str, reply: Value) -> Value {
     match (command, reply) {
@@ -169,9 +423,28 @@ fn normalise(command: &str, reply: Value) -> Value {
         }
         // Milliseconds pass between the two servers' answers.
         ("PTTL", Value::Int(ms)) if ms > 0 => Value::Int(1),
-        ("SMEMBERS" | "HKEYS" | "HVALS", Value::Array(Some(mut items))) => {
+        (
+            "SMEMBERS" | "HKEYS" | "HVALS" | "SINTER" | "SUNION" | "SDIFF" | "SPOP" | "SRANDMEMBER"
+            | "HRANDFIELD",
+            Value::Array(Some(mut items)),
+        ) => {
             items.sort_by_key(|item| format!("{item:?}"));
             Value::Array(Some(items))
+        }
+        // A scan reply: the cursor, then the elements in an unspecified order.
+        ("SSCAN" | "HSCAN", Value::Array(Some(mut reply))) if reply.len() == 2 => {
+            let elements = reply.pop().map(|elements| {
+                normalise(
+                    if command == "SSCAN" {
+                        "SMEMBERS"
+                    } else {
+                        "HGETALL"
+                    },
+                    elements,
+                )
+            });
+            reply.extend(elements);
+            Value::Array(Some(reply))
         }
         ("HGETALL", Value::Array(Some(items))) => {
             let mut pairs: Vec<Vec<Value>> = items.chunks(2).map(<[Value]>::to_vec).collect();
@@ -198,7 +471,9 @@ fn run(client: &mut Client, prefix: &str, command: &[String]) -> Value {
         .map(|(i, arg)| {
             let is_key = match name {
                 "MSET" => i % 2 == 1,
-                "DEL" | "EXISTS" | "MGET" => i >= 1,
+                "DEL" | "EXISTS" | "MGET" | "SINTER" | "SUNION" | "SDIFF" | "SINTERSTORE"
+                | "SUNIONSTORE" | "SDIFFSTORE" => i >= 1,
+                "LMOVE" | "RPOPLPUSH" | "RENAME" => i == 1 || i == 2,
                 _ => i == 1,
             };
             if is_key {
@@ -218,7 +493,8 @@ fn hived_answers_like_redis() {
     // even when a case fails); proptest runs the cases against them.
     let (hived_server, redis_server) = (Hived::start(), Redis::start());
     let mut runner = TestRunner::new(ProptestConfig::with_cases(200));
-    let outcome = runner.run(&prop::collection::vec(command(), 1..40), |commands| {
+    let command = prop_oneof![3 => command(), 2 => command_more()];
+    let outcome = runner.run(&prop::collection::vec(command, 1..40), |commands| {
         let (mut hived, mut redis) = (hived_server.client(), redis_server.client());
         let prefix = prefix();
         for (step, command) in commands.iter().enumerate() {

@@ -1,11 +1,15 @@
-//! Hash commands: `HSET`, `HMSET`, `HGET`, `HMGET`, `HGETALL`, `HKEYS`,
-//! `HVALS`, `HLEN`, `HEXISTS`, `HDEL`, `HSTRLEN`.
+//! Hash commands: `HSET`, `HMSET`, `HSETNX`, `HGET`, `HMGET`, `HGETALL`,
+//! `HKEYS`, `HVALS`, `HLEN`, `HEXISTS`, `HDEL`, `HSTRLEN`, `HINCRBY`,
+//! `HINCRBYFLOAT`, `HSCAN`, `HRANDFIELD`, and the per-field TTLs of Redis 7.4:
+//! `HEXPIRE`, `HPEXPIRE`, `HTTL`, `HPTTL`, `HPERSIST`.
 
+use bytes::Bytes;
 use hive::Error;
-use hive::raw::{Op, Reply};
+use hive::raw::{ExpireCondition, Op, Reply};
 
 use super::keys::unexpected;
-use super::{Args, Command, Conn, count_true, error_frame, handler};
+use super::scan::{Extra, Scan};
+use super::{Args, Command, Conn, error_frame, float_arg, handler, int_arg, is, scan};
 use crate::resp::Frame;
 
 pub(super) static COMMANDS: &[Command] = &[
@@ -108,6 +112,96 @@ pub(super) static COMMANDS: &[Command] = &[
         summary: "Returns the length of a hash field's value.",
         run: handler!(hstrlen),
     },
+    Command {
+        name: "hsetnx",
+        arity: 4,
+        flags: &["write", "denyoom", "fast"],
+        keys: (1, 1, 1),
+        group: "hash",
+        summary: "Sets a hash field only if it does not exist; 1 if it did.",
+        run: handler!(hsetnx),
+    },
+    Command {
+        name: "hincrby",
+        arity: 4,
+        flags: &["write", "denyoom", "fast"],
+        keys: (1, 1, 1),
+        group: "hash",
+        summary: "Adds an integer to a hash field's value.",
+        run: handler!(hincrby),
+    },
+    Command {
+        name: "hincrbyfloat",
+        arity: 4,
+        flags: &["write", "denyoom", "fast"],
+        keys: (1, 1, 1),
+        group: "hash",
+        summary: "Adds a floating-point number to a hash field's value.",
+        run: handler!(hincrbyfloat),
+    },
+    Command {
+        name: "hscan",
+        arity: -3,
+        flags: &["readonly"],
+        keys: (1, 1, 1),
+        group: "hash",
+        summary: "Iterates a hash's fields and values (MATCH, COUNT, NOVALUES).",
+        run: handler!(hscan),
+    },
+    Command {
+        name: "hrandfield",
+        arity: -2,
+        flags: &["readonly"],
+        keys: (1, 1, 1),
+        group: "hash",
+        summary: "Returns random fields of a hash (count, WITHVALUES).",
+        run: handler!(hrandfield),
+    },
+    Command {
+        name: "hexpire",
+        arity: -6,
+        flags: &["write", "fast"],
+        keys: (1, 1, 1),
+        group: "hash",
+        summary: "Sets hash fields' TTL in seconds (NX, XX, GT, LT); one code per field.",
+        run: handler!(hexpire),
+    },
+    Command {
+        name: "hpexpire",
+        arity: -6,
+        flags: &["write", "fast"],
+        keys: (1, 1, 1),
+        group: "hash",
+        summary: "Sets hash fields' TTL in milliseconds (NX, XX, GT, LT); one code per field.",
+        run: handler!(hexpire),
+    },
+    Command {
+        name: "httl",
+        arity: -5,
+        flags: &["readonly", "fast"],
+        keys: (1, 1, 1),
+        group: "hash",
+        summary: "Returns hash fields' remaining TTL in seconds (-1 none, -2 no field).",
+        run: handler!(httl),
+    },
+    Command {
+        name: "hpttl",
+        arity: -5,
+        flags: &["readonly", "fast"],
+        keys: (1, 1, 1),
+        group: "hash",
+        summary: "Returns hash fields' remaining TTL in ms (-1 none, -2 no field).",
+        run: handler!(httl),
+    },
+    Command {
+        name: "hpersist",
+        arity: -5,
+        flags: &["write", "fast"],
+        keys: (1, 1, 1),
+        group: "hash",
+        summary: "Removes hash fields' TTL (1 removed, -1 had none, -2 no field).",
+        run: handler!(hpersist),
+    },
 ];
 
 async fn hset(conn: &mut Conn, args: Args) -> Frame {
@@ -115,23 +209,15 @@ async fn hset(conn: &mut Conn, args: Args) -> Frame {
         let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
         return Frame::err(format!("wrong number of arguments for '{name}' command"));
     }
-    let mut added = 0;
-    for pair in args[2..].chunks(2) {
-        let op = Op::HSet {
-            field: pair[0].clone(),
-            value: pair[1].clone(),
-            ttl_ms: None,
-        };
-        match conn.run(&args[1], op).await {
-            Ok(Reply::Bool(new)) => added += i64::from(new),
-            Ok(other) => return unexpected(&other),
-            Err(err) => return error_frame(&err),
-        }
-    }
-    if args[0].eq_ignore_ascii_case(b"hmset") {
-        Frame::OK
-    } else {
-        Frame::Integer(added)
+    let pairs = args[2..]
+        .chunks(2)
+        .map(|pair| (pair[0].clone(), pair[1].clone()))
+        .collect();
+    match conn.run(&args[1], Op::HSetMany { pairs }).await {
+        Ok(Reply::Count(_)) if args[0].eq_ignore_ascii_case(b"hmset") => Frame::OK,
+        Ok(Reply::Count(added)) => Frame::count(added),
+        Ok(other) => unexpected(&other),
+        Err(err) => error_frame(&err),
     }
 }
 
@@ -212,8 +298,14 @@ async fn hexists(conn: &mut Conn, args: Args) -> Frame {
     }
 }
 
-async fn hdel(conn: &mut Conn, args: Args) -> Frame {
-    count_true(conn, &args[1], &args[2..], |field| Op::HDel { field }).await
+async fn hdel(conn: &mut Conn, mut args: Args) -> Frame {
+    let fields = args.split_off(2);
+    match conn.run(&args[1], Op::HDelMany { fields }).await {
+        Ok(Reply::Count(removed)) => Frame::count(removed),
+        Ok(other) => unexpected(&other),
+        Err(Error::NotFound) => Frame::Integer(0),
+        Err(err) => error_frame(&err),
+    }
 }
 
 async fn hstrlen(conn: &mut Conn, args: Args) -> Frame {
@@ -221,4 +313,246 @@ async fn hstrlen(conn: &mut Conn, args: Args) -> Frame {
         Ok(value) => Frame::count(value.map_or(0, |value| value.len())),
         Err(err) => error_frame(&err),
     }
+}
+
+async fn hsetnx(conn: &mut Conn, args: Args) -> Frame {
+    let op = Op::HSetNx {
+        field: args[2].clone(),
+        value: args[3].clone(),
+    };
+    match conn.run(&args[1], op).await {
+        Ok(Reply::Bool(set)) => Frame::Integer(set.into()),
+        Ok(other) => unexpected(&other),
+        Err(err) => error_frame(&err),
+    }
+}
+
+async fn hincrby(conn: &mut Conn, args: Args) -> Frame {
+    let delta = match int_arg(&args[3]) {
+        Ok(delta) => delta,
+        Err(refusal) => return refusal,
+    };
+    let op = Op::HIncrBy {
+        field: args[2].clone(),
+        delta,
+    };
+    match conn.run(&args[1], op).await {
+        Ok(Reply::Integer(value)) => Frame::Integer(value),
+        Ok(other) => unexpected(&other),
+        Err(err) => error_frame(&err),
+    }
+}
+
+async fn hincrbyfloat(conn: &mut Conn, args: Args) -> Frame {
+    let delta = match float_arg(&args[3]) {
+        Ok(delta) => delta,
+        Err(refusal) => return refusal,
+    };
+    let op = Op::HIncrByFloat {
+        field: args[2].clone(),
+        delta,
+    };
+    match conn.run(&args[1], op).await {
+        Ok(Reply::Bytes(value)) => Frame::Bulk(value),
+        Ok(other) => unexpected(&other),
+        Err(err) => error_frame(&err),
+    }
+}
+
+/// Every field and value of the hash, empty if the key is absent.
+async fn pairs(conn: &Conn, key: &[u8]) -> Result<Vec<(Bytes, Bytes)>, Frame> {
+    match conn.run(key, Op::HGetAll).await {
+        Ok(Reply::Pairs(pairs)) => Ok(pairs),
+        Ok(other) => Err(unexpected(&other)),
+        Err(Error::NotFound) => Ok(Vec::new()),
+        Err(err) => Err(error_frame(&err)),
+    }
+}
+
+/// `HSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES]`: the whole hash
+/// in one reply with cursor 0 (`COUNT` is a hint, as in Redis, which does the
+/// same for small hashes).
+async fn hscan(conn: &mut Conn, args: Args) -> Frame {
+    if let Err(refusal) = Scan::cursor(&args[2]) {
+        return refusal;
+    }
+    let pairs = match pairs(conn, &args[1]).await {
+        Ok(pairs) if pairs.is_empty() => return scan::reply(0, Vec::new()),
+        Ok(pairs) => pairs,
+        Err(refusal) => return refusal,
+    };
+    let scan = match Scan::parse(&args[2..], Extra::NoValues) {
+        Ok(scan) if scan.cursor == 0 => scan,
+        Ok(_) => return scan::reply(0, Vec::new()),
+        Err(refusal) => return refusal,
+    };
+    let mut elements = Vec::new();
+    for (field, value) in pairs.into_iter().filter(|(field, _)| scan.wants(field)) {
+        elements.push(field);
+        if !scan.novalues {
+            elements.push(value);
+        }
+    }
+    scan::reply(0, elements)
+}
+
+/// `HRANDFIELD key [count [WITHVALUES]]`: a positive count picks distinct
+/// fields, a negative one may repeat them, as in Redis.
+async fn hrandfield(conn: &mut Conn, args: Args) -> Frame {
+    let count = match args.get(2).map(|count| int_arg(count)) {
+        None => None,
+        Some(Ok(count)) if count.checked_abs().is_some() => Some(count),
+        Some(Ok(_)) => return Frame::err("value is out of range"),
+        Some(Err(refusal)) => return refusal,
+    };
+    let with_values = match args.get(3) {
+        None => false,
+        Some(option) if is(option, "withvalues") && args.len() == 4 => true,
+        Some(_) => return Frame::err("syntax error"),
+    };
+    let mut pairs = match pairs(conn, &args[1]).await {
+        Ok(pairs) => pairs,
+        Err(refusal) => return refusal,
+    };
+    let Some(count) = count else {
+        if pairs.is_empty() {
+            return Frame::Null;
+        }
+        let pick = fastrand::usize(..pairs.len());
+        return Frame::Bulk(pairs.swap_remove(pick).0);
+    };
+    let picked = pick(pairs, count);
+    if !with_values {
+        return Frame::bulks(picked.into_iter().map(|(field, _)| field));
+    }
+    if conn.protocol == crate::resp::Protocol::Resp3 {
+        return Frame::Array(
+            picked
+                .into_iter()
+                .map(|(field, value)| Frame::Array(vec![Frame::Bulk(field), Frame::Bulk(value)]))
+                .collect(),
+        );
+    }
+    Frame::bulks(picked.into_iter().flat_map(|(field, value)| [field, value]))
+}
+
+/// Picks `count` random items: distinct if positive, with repeats if
+/// negative (Redis's `HRANDFIELD`/`SRANDMEMBER` rule).
+pub(super) fn pick<T: Clone>(mut items: Vec<T>, count: i64) -> Vec<T> {
+    if items.is_empty() {
+        return Vec::new();
+    }
+    let wanted = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
+    if count < 0 {
+        return (0..wanted)
+            .map(|_| items[fastrand::usize(..items.len())].clone())
+            .collect();
+    }
+    fastrand::shuffle(&mut items);
+    items.truncate(wanted);
+    items
+}
+
+/// Parses `FIELDS numfields field ...` from `args[at..]`.
+fn fields(args: &[Bytes], at: usize) -> Result<Vec<Bytes>, Frame> {
+    if !args.get(at).is_some_and(|word| is(word, "fields")) {
+        return Err(Frame::err(
+            "Mandatory argument FIELDS is missing or not at the right position",
+        ));
+    }
+    let count = args
+        .get(at + 1)
+        .and_then(|count| int_arg(count).ok())
+        .and_then(|count| usize::try_from(count).ok())
+        .filter(|&count| count > 0)
+        .ok_or_else(|| Frame::err("Parameter `numFields` should be greater than 0"))?;
+    let fields = &args[at + 2..];
+    if fields.len() != count {
+        return Err(Frame::err(
+            "The `numfields` parameter must match the number of arguments",
+        ));
+    }
+    Ok(fields.to_vec())
+}
+
+/// The frame for per-field codes.
+fn codes(outcome: Result<Reply, Error>, fields: usize, map: impl Fn(i64) -> i64) -> Frame {
+    match outcome {
+        Ok(Reply::Integers(codes)) => Frame::Array(
+            codes
+                .into_iter()
+                .map(|code| Frame::Integer(map(code)))
+                .collect(),
+        ),
+        Ok(other) => unexpected(&other),
+        Err(Error::NotFound) => Frame::Array(vec![Frame::Integer(-2); fields]),
+        Err(err) => error_frame(&err),
+    }
+}
+
+/// `HEXPIRE`/`HPEXPIRE key time [NX | XX | GT | LT] FIELDS numfields field ...`.
+async fn hexpire(conn: &mut Conn, args: Args) -> Frame {
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    let unit_ms = if name == "hexpire" { 1000 } else { 1 };
+    let amount = match int_arg(&args[2]) {
+        Ok(amount) => amount,
+        Err(refusal) => return refusal,
+    };
+    let condition = [
+        ("nx", ExpireCondition::IfNone),
+        ("xx", ExpireCondition::IfSome),
+        ("gt", ExpireCondition::Later),
+        ("lt", ExpireCondition::Earlier),
+    ]
+    .into_iter()
+    .find(|(word, _)| is(&args[3], word))
+    .map(|(_, condition)| condition);
+    let at = if condition.is_some() { 4 } else { 3 };
+    let fields = match fields(&args, at) {
+        Ok(fields) => fields,
+        Err(refusal) => return refusal,
+    };
+    let invalid = || Frame::err(format!("invalid expire time in '{name}' command"));
+    let Some(ttl_ms) = amount
+        .checked_mul(unit_ms)
+        .and_then(|ms| u64::try_from(ms).ok())
+    else {
+        return invalid();
+    };
+    let count = fields.len();
+    let op = Op::HExpireFields {
+        fields,
+        ttl_ms,
+        condition: condition.unwrap_or(ExpireCondition::Always),
+    };
+    match conn.run(&args[1], op).await {
+        Err(Error::InvalidArgument(_)) => invalid(),
+        outcome => codes(outcome, count, |code| code),
+    }
+}
+
+/// `HTTL`/`HPTTL key FIELDS numfields field ...`; seconds round up, so a
+/// field with time left never reads 0.
+async fn httl(conn: &mut Conn, args: Args) -> Frame {
+    let in_seconds = args[0].eq_ignore_ascii_case(b"httl");
+    let fields = match fields(&args, 2) {
+        Ok(fields) => fields,
+        Err(refusal) => return refusal,
+    };
+    let count = fields.len();
+    let outcome = conn.run(&args[1], Op::HTtlFields { fields }).await;
+    codes(outcome, count, |code| match code {
+        ms if ms >= 0 && in_seconds => (ms + 999) / 1000,
+        code => code,
+    })
+}
+
+async fn hpersist(conn: &mut Conn, args: Args) -> Frame {
+    let fields = match fields(&args, 2) {
+        Ok(fields) => fields,
+        Err(refusal) => return refusal,
+    };
+    let count = fields.len();
+    let outcome = conn.run(&args[1], Op::HPersistFields { fields }).await;
+    codes(outcome, count, |code| code)
 }

@@ -1,13 +1,13 @@
 //! Generic key commands: `DEL`, `UNLINK`, `EXISTS`, `TYPE`, the `EXPIRE`
-//! family, `TTL`, `PTTL`, `PERSIST`.
+//! family (with `NX`, `XX`, `GT`, `LT`), `TTL`, `PTTL`, `PERSIST`, `RENAME`.
 //!
 //! Multi-key commands run key by key (each key on its own primary); they are
 //! not atomic across keys.
 
 use hive::Error;
-use hive::raw::{Kind, Op, Reply};
+use hive::raw::{ExpireCondition, Kind, Op, Reply};
 
-use super::{Args, Command, Conn, error_frame, handler, int_arg, now_ms};
+use super::{Args, Command, Conn, error_frame, handler, int_arg, is, now_ms};
 use crate::resp::Frame;
 
 pub(super) static COMMANDS: &[Command] = &[
@@ -49,7 +49,7 @@ pub(super) static COMMANDS: &[Command] = &[
     },
     Command {
         name: "expire",
-        arity: 3,
+        arity: -3,
         flags: &["write", "fast"],
         keys: (1, 1, 1),
         group: "generic",
@@ -58,7 +58,7 @@ pub(super) static COMMANDS: &[Command] = &[
     },
     Command {
         name: "pexpire",
-        arity: 3,
+        arity: -3,
         flags: &["write", "fast"],
         keys: (1, 1, 1),
         group: "generic",
@@ -67,7 +67,7 @@ pub(super) static COMMANDS: &[Command] = &[
     },
     Command {
         name: "expireat",
-        arity: 3,
+        arity: -3,
         flags: &["write", "fast"],
         keys: (1, 1, 1),
         group: "generic",
@@ -76,7 +76,7 @@ pub(super) static COMMANDS: &[Command] = &[
     },
     Command {
         name: "pexpireat",
-        arity: 3,
+        arity: -3,
         flags: &["write", "fast"],
         keys: (1, 1, 1),
         group: "generic",
@@ -109,6 +109,15 @@ pub(super) static COMMANDS: &[Command] = &[
         group: "generic",
         summary: "Removes a key's expiration; returns 1 if it had one.",
         run: handler!(persist),
+    },
+    Command {
+        name: "rename",
+        arity: 3,
+        flags: &["write"],
+        keys: (1, 2, 1),
+        group: "generic",
+        summary: "Renames a key (with its TTL), replacing the destination.",
+        run: handler!(rename),
     },
 ];
 
@@ -156,11 +165,54 @@ async fn kind(conn: &mut Conn, args: Args) -> Frame {
     }
 }
 
-/// `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT`: a time to live or deadline
-/// already past deletes the key, as in Redis.
+/// Parses the `NX`/`XX`/`GT`/`LT` options of the `EXPIRE` family, with
+/// Redis's conflict rules.
+fn expire_condition(options: &[bytes::Bytes]) -> Result<Option<ExpireCondition>, Frame> {
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for option in options {
+        let flag = match () {
+            () if is(option, "nx") => &mut nx,
+            () if is(option, "xx") => &mut xx,
+            () if is(option, "gt") => &mut gt,
+            () if is(option, "lt") => &mut lt,
+            () => {
+                return Err(Frame::err(format!(
+                    "Unsupported option {}",
+                    String::from_utf8_lossy(option)
+                )));
+            }
+        };
+        *flag = true;
+    }
+    if nx && (xx || gt || lt) {
+        return Err(Frame::err(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if gt && lt {
+        return Err(Frame::err(
+            "GT and LT options at the same time are not compatible",
+        ));
+    }
+    Ok(match (nx, xx, gt, lt) {
+        (true, ..) => Some(ExpireCondition::IfNone),
+        (_, _, true, _) => Some(ExpireCondition::Later),
+        (_, true, _, true) => Some(ExpireCondition::EarlierThanSome),
+        (_, _, _, true) => Some(ExpireCondition::Earlier),
+        (_, true, ..) => Some(ExpireCondition::IfSome),
+        _ => None,
+    })
+}
+
+/// `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` with `NX`/`XX`/`GT`/`LT`: a
+/// time to live or deadline already past deletes the key, as in Redis.
 async fn expire(conn: &mut Conn, args: Args) -> Frame {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
     let invalid = || Frame::err(format!("invalid expire time in '{name}' command"));
+    let condition = match expire_condition(&args[3..]) {
+        Ok(condition) => condition,
+        Err(refusal) => return refusal,
+    };
     let amount = match int_arg(&args[2]) {
         Ok(amount) => amount,
         Err(refusal) => return refusal,
@@ -176,9 +228,12 @@ async fn expire(conn: &mut Conn, args: Args) -> Frame {
     let Some(ttl_ms) = ttl_ms else {
         return invalid();
     };
-    let op = match u64::try_from(ttl_ms) {
-        Ok(ttl_ms) if ttl_ms > 0 => Op::Expire { ttl_ms },
-        _ => Op::Del,
+    // Past deadlines become a TTL of 0: deleted at once.
+    let ttl_ms = u64::try_from(ttl_ms).unwrap_or(0);
+    let op = match condition {
+        Some(condition) => Op::ExpireIf { ttl_ms, condition },
+        None if ttl_ms > 0 => Op::Expire { ttl_ms },
+        None => Op::Del,
     };
     match conn.run(&args[1], op).await {
         Ok(Reply::Unit | Reply::Bool(true)) => Frame::Integer(1),
@@ -206,6 +261,33 @@ async fn persist(conn: &mut Conn, args: Args) -> Frame {
         Ok(Reply::Bool(had)) => Frame::Integer(had.into()),
         Ok(other) => unexpected(&other),
         Err(Error::NotFound) => Frame::Integer(0),
+        Err(err) => error_frame(&err),
+    }
+}
+
+/// `RENAME key newkey`: the value and its TTL move; the destination is
+/// replaced whatever it held. The keys may live on different nodes: the value
+/// is copied, then the source deleted (not atomic across keys).
+async fn rename(conn: &mut Conn, args: Args) -> Frame {
+    let (source, destination) = (&args[1], &args[2]);
+    let dumped = match conn.run(source, Op::Dump).await {
+        Ok(Reply::Dump(dumped)) => dumped,
+        Ok(other) => return unexpected(&other),
+        Err(Error::NotFound) => return Frame::err("no such key"),
+        Err(err) => return error_frame(&err),
+    };
+    if source == destination {
+        return Frame::OK;
+    }
+    let restore = Op::Restore {
+        data: dumped.data,
+        ttl_ms: dumped.ttl_ms,
+    };
+    if let Err(err) = conn.run(destination, restore).await {
+        return error_frame(&err);
+    }
+    match conn.run(source, Op::Del).await {
+        Ok(_) => Frame::OK,
         Err(err) => error_frame(&err),
     }
 }

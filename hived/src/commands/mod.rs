@@ -6,6 +6,7 @@ mod connection;
 mod hashes;
 mod keys;
 mod lists;
+mod scan;
 mod server;
 mod sets;
 mod strings;
@@ -191,27 +192,6 @@ pub(crate) fn error_frame(err: &Error) -> Frame {
         // `hive::Error` is non-exhaustive: a kind added later still gets a reply.
         other => Frame::err(other),
     }
-}
-
-/// Runs `op(item)` on `key` for every item, one operation each (not atomic
-/// across items), and answers how many said yes (`HDEL`, `SREM`, `ZREM`); a
-/// missing key counts as no.
-pub(crate) async fn count_true(
-    conn: &Conn,
-    key: &[u8],
-    items: &[Bytes],
-    op: impl Fn(Bytes) -> Op,
-) -> Frame {
-    let mut yes = 0;
-    for item in items {
-        match conn.run(key, op(item.clone())).await {
-            Ok(Reply::Bool(answer)) => yes += i64::from(answer),
-            Ok(other) => return keys::unexpected(&other),
-            Err(Error::NotFound) => {}
-            Err(err) => return error_frame(&err),
-        }
-    }
-    Frame::Integer(yes)
 }
 
 /// Parses an integer argument as Redis does.

@@ -1,11 +1,20 @@
 //! Set commands: `SADD`, `SREM`, `SISMEMBER`, `SMISMEMBER`, `SMEMBERS`,
-//! `SCARD`, and `HIVE.SEXPIREMEMBER` for a TTL on one member.
+//! `SCARD`, `SPOP`, `SRANDMEMBER`, `SSCAN`, `SINTER`, `SUNION`, `SDIFF` and
+//! their `*STORE` forms, and `HIVE.SEXPIREMEMBER` for a TTL on one member.
+//!
+//! The set algebra reads each key where it lives and computes here, so keys
+//! on different nodes work; it is not atomic across keys.
 
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
 use hive::Error;
 use hive::raw::{Op, Reply};
 
+use super::hashes::pick;
 use super::keys::unexpected;
-use super::{Args, Command, Conn, count_true, error_frame, handler, int_arg};
+use super::scan::{Extra, Scan};
+use super::{Args, Command, Conn, error_frame, handler, int_arg, scan};
 use crate::resp::Frame;
 
 pub(super) static COMMANDS: &[Command] = &[
@@ -72,6 +81,87 @@ pub(super) static COMMANDS: &[Command] = &[
         summary: "Gives one member of a set a time to live in seconds; 1 if set, 0 if no such member.",
         run: handler!(sexpire_member),
     },
+    Command {
+        name: "spop",
+        arity: -2,
+        flags: &["write", "fast"],
+        keys: (1, 1, 1),
+        group: "set",
+        summary: "Removes and returns random members of a set.",
+        run: handler!(spop),
+    },
+    Command {
+        name: "srandmember",
+        arity: -2,
+        flags: &["readonly"],
+        keys: (1, 1, 1),
+        group: "set",
+        summary: "Returns random members of a set (a negative count may repeat them).",
+        run: handler!(srandmember),
+    },
+    Command {
+        name: "sscan",
+        arity: -3,
+        flags: &["readonly"],
+        keys: (1, 1, 1),
+        group: "set",
+        summary: "Iterates a set's members (MATCH, COUNT).",
+        run: handler!(sscan),
+    },
+    Command {
+        name: "sinter",
+        arity: -2,
+        flags: &["readonly"],
+        keys: (1, -1, 1),
+        group: "set",
+        summary: "Returns the intersection of sets.",
+        run: handler!(algebra),
+    },
+    Command {
+        name: "sinterstore",
+        arity: -3,
+        flags: &["write", "denyoom"],
+        keys: (1, -1, 1),
+        group: "set",
+        summary: "Stores the inter of sets in a key; returns its size.",
+        run: handler!(algebra),
+    },
+    Command {
+        name: "sunion",
+        arity: -2,
+        flags: &["readonly"],
+        keys: (1, -1, 1),
+        group: "set",
+        summary: "Returns the union of sets.",
+        run: handler!(algebra),
+    },
+    Command {
+        name: "sunionstore",
+        arity: -3,
+        flags: &["write", "denyoom"],
+        keys: (1, -1, 1),
+        group: "set",
+        summary: "Stores the union of sets in a key; returns its size.",
+        run: handler!(algebra),
+    },
+    Command {
+        name: "sdiff",
+        arity: -2,
+        flags: &["readonly"],
+        keys: (1, -1, 1),
+        group: "set",
+        summary: "Returns the members of the first set missing from the others.",
+        run: handler!(algebra),
+    },
+    Command {
+        name: "sdiffstore",
+        arity: -3,
+        flags: &["write", "denyoom"],
+        keys: (1, -1, 1),
+        group: "set",
+        summary: "Stores the diff of sets in a key; returns its size.",
+        run: handler!(algebra),
+    },
 ];
 
 async fn sadd(conn: &mut Conn, mut args: Args) -> Frame {
@@ -83,8 +173,14 @@ async fn sadd(conn: &mut Conn, mut args: Args) -> Frame {
     }
 }
 
-async fn srem(conn: &mut Conn, args: Args) -> Frame {
-    count_true(conn, &args[1], &args[2..], |member| Op::SRem { member }).await
+async fn srem(conn: &mut Conn, mut args: Args) -> Frame {
+    let members = args.split_off(2);
+    match conn.run(&args[1], Op::SRemMany { members }).await {
+        Ok(Reply::Count(removed)) => Frame::count(removed),
+        Ok(other) => unexpected(&other),
+        Err(Error::NotFound) => Frame::Integer(0),
+        Err(err) => error_frame(&err),
+    }
 }
 
 /// `SISMEMBER` (one answer) and `SMISMEMBER` (one per member).
@@ -153,6 +249,128 @@ async fn sexpire_member(conn: &mut Conn, args: Args) -> Frame {
         Err(Error::InvalidArgument(_)) => {
             Frame::err("invalid expire time in 'hive.sexpiremember' command")
         }
+        Err(err) => error_frame(&err),
+    }
+}
+
+/// The members of the set `key`, empty if absent.
+async fn members(conn: &Conn, key: &[u8]) -> Result<Vec<Bytes>, Frame> {
+    match conn.run(key, Op::SMembers).await {
+        Ok(Reply::List(members)) => Ok(members),
+        Ok(other) => Err(unexpected(&other)),
+        Err(Error::NotFound) => Ok(Vec::new()),
+        Err(err) => Err(error_frame(&err)),
+    }
+}
+
+/// The optional count argument of `SPOP`/`SRANDMEMBER`.
+fn count_arg(args: &Args) -> Result<Option<i64>, Frame> {
+    match args.len() {
+        2 => Ok(None),
+        3 => int_arg(&args[2]).map(Some),
+        _ => Err(Frame::err("syntax error")),
+    }
+}
+
+async fn spop(conn: &mut Conn, args: Args) -> Frame {
+    let count = match count_arg(&args) {
+        Ok(None) => None,
+        Ok(Some(count)) if count >= 0 => Some(count.unsigned_abs()),
+        Ok(Some(_)) => return Frame::err("value is out of range, must be positive"),
+        Err(refusal) => return refusal,
+    };
+    let op = Op::SPop {
+        count: count.unwrap_or(1),
+        seed: fastrand::u64(..),
+    };
+    let popped = match conn.run(&args[1], op).await {
+        Ok(Reply::List(popped)) => popped,
+        Ok(other) => return unexpected(&other),
+        Err(Error::NotFound) => Vec::new(),
+        Err(err) => return error_frame(&err),
+    };
+    match count {
+        None => popped.into_iter().next().map_or(Frame::Null, Frame::Bulk),
+        Some(_) => Frame::Set(popped.into_iter().map(Frame::Bulk).collect()),
+    }
+}
+
+async fn srandmember(conn: &mut Conn, args: Args) -> Frame {
+    let count = match count_arg(&args) {
+        Ok(count) => count,
+        Err(refusal) => return refusal,
+    };
+    if count.is_some_and(|count| count.checked_abs().is_none()) {
+        return Frame::err("value is out of range");
+    }
+    let members = match members(conn, &args[1]).await {
+        Ok(members) => members,
+        Err(refusal) => return refusal,
+    };
+    match count {
+        None if members.is_empty() => Frame::Null,
+        None => Frame::Bulk(members[fastrand::usize(..members.len())].clone()),
+        Some(count) => Frame::bulks(pick(members, count)),
+    }
+}
+
+/// `SSCAN key cursor [MATCH pattern] [COUNT count]`: the whole set in one
+/// reply with cursor 0.
+async fn sscan(conn: &mut Conn, args: Args) -> Frame {
+    if let Err(refusal) = Scan::cursor(&args[2]) {
+        return refusal;
+    }
+    let members = match members(conn, &args[1]).await {
+        Ok(members) if members.is_empty() => return scan::reply(0, Vec::new()),
+        Ok(members) => members,
+        Err(refusal) => return refusal,
+    };
+    let scan = match Scan::parse(&args[2..], Extra::None) {
+        Ok(scan) if scan.cursor == 0 => scan,
+        Ok(_) => return scan::reply(0, Vec::new()),
+        Err(refusal) => return refusal,
+    };
+    scan::reply(
+        0,
+        members
+            .into_iter()
+            .filter(|member| scan.wants(member))
+            .collect(),
+    )
+}
+
+/// `SINTER`, `SUNION`, `SDIFF` and their `*STORE` forms. Every source key is
+/// read (and type-checked) before anything is computed, as in Redis.
+async fn algebra(conn: &mut Conn, args: Args) -> Frame {
+    let name = args[0].to_ascii_lowercase();
+    let store = name.ends_with(b"store");
+    let sources = if store { &args[2..] } else { &args[1..] };
+    let mut sets = Vec::with_capacity(sources.len());
+    for key in sources {
+        match members(conn, key).await {
+            Ok(members) => sets.push(members.into_iter().collect::<BTreeSet<Bytes>>()),
+            Err(refusal) => return refusal,
+        }
+    }
+    let mut sets = sets.into_iter();
+    let first = sets.next().unwrap_or_default();
+    let result: BTreeSet<Bytes> = match &name[..5] {
+        b"sinte" => sets.fold(first, |acc, set| acc.intersection(&set).cloned().collect()),
+        b"sunio" => sets.fold(first, |mut acc, set| {
+            acc.extend(set);
+            acc
+        }),
+        _ => sets.fold(first, |acc, set| acc.difference(&set).cloned().collect()),
+    };
+    if !store {
+        return Frame::Set(result.into_iter().map(Frame::Bulk).collect());
+    }
+    let op = Op::SReplace {
+        members: result.into_iter().collect(),
+    };
+    match conn.run(&args[1], op).await {
+        Ok(Reply::Count(len)) => Frame::count(len),
+        Ok(other) => unexpected(&other),
         Err(err) => error_frame(&err),
     }
 }

@@ -1,12 +1,13 @@
 //! String commands: `GET`, `SET` (`EX`, `PX`, `EXAT`, `PXAT`, `NX`, `XX`,
 //! `GET`, `KEEPTTL`), `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `MGET`, `MSET`,
-//! `STRLEN`, `INCR`, `INCRBY`, `DECR`, `DECRBY`, `APPEND`.
+//! `STRLEN`, `INCR`, `INCRBY`, `DECR`, `DECRBY`, `APPEND`, `GETDEL`, `GETEX`,
+//! `INCRBYFLOAT`, `GETRANGE`, `SETRANGE`.
 
 use hive::Error;
 use hive::raw::{Op, Reply, SetCondition, SetTtl};
 
 use super::keys::unexpected;
-use super::{Args, Command, Conn, error_frame, handler, int_arg, is, now_ms};
+use super::{Args, Command, Conn, error_frame, float_arg, handler, int_arg, is, now_ms};
 use crate::resp::Frame;
 
 pub(super) static COMMANDS: &[Command] = &[
@@ -136,7 +137,55 @@ pub(super) static COMMANDS: &[Command] = &[
         summary: "Returns the length of a string value.",
         run: handler!(strlen),
     },
+    Command {
+        name: "getdel",
+        arity: 2,
+        flags: &["write", "fast"],
+        keys: (1, 1, 1),
+        group: "string",
+        summary: "Returns the string value of a key and deletes the key.",
+        run: handler!(getdel),
+    },
+    Command {
+        name: "getex",
+        arity: -2,
+        flags: &["write", "fast"],
+        keys: (1, 1, 1),
+        group: "string",
+        summary: "Returns the string value of a key and sets or removes its TTL.",
+        run: handler!(getex),
+    },
+    Command {
+        name: "incrbyfloat",
+        arity: 3,
+        flags: &["write", "denyoom", "fast"],
+        keys: (1, 1, 1),
+        group: "string",
+        summary: "Adds a floating-point number to a key's value.",
+        run: handler!(incrbyfloat),
+    },
+    Command {
+        name: "getrange",
+        arity: 4,
+        flags: &["readonly"],
+        keys: (1, 1, 1),
+        group: "string",
+        summary: "Returns a substring of a key's value.",
+        run: handler!(getrange),
+    },
+    Command {
+        name: "setrange",
+        arity: 4,
+        flags: &["write", "denyoom"],
+        keys: (1, 1, 1),
+        group: "string",
+        summary: "Overwrites part of a key's value from an offset; returns the new length.",
+        run: handler!(setrange),
+    },
 ];
+
+/// Redis's `proto-max-bulk-len`: the longest string `SETRANGE` may build.
+const MAX_STRING: i64 = 512 * 1024 * 1024;
 
 /// Runs `GET` on `key`: the value, `Null` if absent.
 async fn value(conn: &Conn, key: &[u8]) -> Result<Option<bytes::Bytes>, Error> {
@@ -375,5 +424,187 @@ async fn strlen(conn: &mut Conn, args: Args) -> Frame {
         Ok(other) => unexpected(&other),
         Err(Error::NotFound) => Frame::Integer(0),
         Err(err) => error_frame(&err),
+    }
+}
+
+/// Answers a read of a string value: the bulk, or null if the key is absent.
+fn bulk_or_null(outcome: Result<Reply, Error>) -> Frame {
+    match outcome {
+        Ok(Reply::Bytes(value)) => Frame::Bulk(value),
+        Ok(other) => unexpected(&other),
+        Err(Error::NotFound) => Frame::Null,
+        Err(err) => error_frame(&err),
+    }
+}
+
+async fn getdel(conn: &mut Conn, args: Args) -> Frame {
+    bulk_or_null(conn.run(&args[1], Op::GetDel).await)
+}
+
+/// `GETEX key [EX s | PX ms | EXAT s | PXAT ms | PERSIST]`; a deadline already
+/// past deletes the key after reading it, as in Redis.
+async fn getex(conn: &mut Conn, args: Args) -> Frame {
+    let mut ttl = SetTtl::Keep;
+    let mut expiry: Option<(i64, bool, &bytes::Bytes)> = None;
+    let mut options = args[2..].iter();
+    while let Some(option) = options.next() {
+        let unit = if is(option, "ex") {
+            Some((1000, false))
+        } else if is(option, "px") {
+            Some((1, false))
+        } else if is(option, "exat") {
+            Some((1000, true))
+        } else if is(option, "pxat") {
+            Some((1, true))
+        } else {
+            None
+        };
+        let chosen = expiry.is_some() || ttl != SetTtl::Keep;
+        match unit {
+            Some((unit_ms, absolute)) if !chosen => match options.next() {
+                Some(amount) => expiry = Some((unit_ms, absolute, amount)),
+                None => return Frame::err("syntax error"),
+            },
+            None if is(option, "persist") && !chosen => ttl = SetTtl::None,
+            _ => return Frame::err("syntax error"),
+        }
+    }
+    let op = match expiry {
+        None => Op::GetEx { ttl },
+        Some((unit_ms, absolute, amount)) => {
+            // Redis looks the key up before it reads the expiry: a missing
+            // key is null, another type WRONGTYPE, whatever the number says.
+            let valid = int_arg(amount).map_err(Some).and_then(|amount| {
+                amount
+                    .checked_mul(unit_ms)
+                    .filter(|_| amount > 0)
+                    .ok_or(None)
+            });
+            let ms = match valid {
+                Ok(ms) => ms,
+                Err(refusal) => {
+                    return match value(conn, &args[1]).await {
+                        Ok(None) => Frame::Null,
+                        Ok(Some(_)) => refusal.unwrap_or_else(|| {
+                            Frame::err("invalid expire time in 'getex' command")
+                        }),
+                        Err(err) => error_frame(&err),
+                    };
+                }
+            };
+            let remaining = if absolute {
+                ms.saturating_sub(now_ms())
+            } else {
+                ms
+            };
+            match u64::try_from(remaining) {
+                Ok(remaining) if remaining > 0 => Op::GetEx {
+                    ttl: SetTtl::Ms(remaining),
+                },
+                _ => Op::GetDel,
+            }
+        }
+    };
+    match conn.run(&args[1], op).await {
+        Err(Error::InvalidArgument(_)) => Frame::err("invalid expire time in 'getex' command"),
+        outcome => bulk_or_null(outcome),
+    }
+}
+
+async fn incrbyfloat(conn: &mut Conn, args: Args) -> Frame {
+    let delta = match float_arg(&args[2]) {
+        Ok(delta) => delta,
+        // Redis checks the key's type before the increment.
+        Err(refusal) => {
+            return match value(conn, &args[1]).await {
+                Err(err) => error_frame(&err),
+                Ok(_) => refusal,
+            };
+        }
+    };
+    match conn.run(&args[1], Op::IncrByFloat { delta }).await {
+        Ok(Reply::Bytes(value)) => Frame::Bulk(value),
+        Ok(other) => unexpected(&other),
+        Err(err) => error_frame(&err),
+    }
+}
+
+/// `GETRANGE key start end`, with Redis's clamping of negative and
+/// out-of-range offsets; an absent key reads as the empty string.
+async fn getrange(conn: &mut Conn, args: Args) -> Frame {
+    let (start, end) = match (int_arg(&args[2]), int_arg(&args[3])) {
+        (Ok(start), Ok(end)) => (start, end),
+        (Err(refusal), _) | (_, Err(refusal)) => return refusal,
+    };
+    let value = match value(conn, &args[1]).await {
+        Ok(value) => value.unwrap_or_default(),
+        Err(err) => return error_frame(&err),
+    };
+    Frame::Bulk(substring(&value, start, end))
+}
+
+/// The bytes of `value` from `start` to `end` inclusive, as Redis's `GETRANGE`
+/// reads them.
+fn substring(value: &bytes::Bytes, start: i64, end: i64) -> bytes::Bytes {
+    let len = i64::try_from(value.len()).unwrap_or(i64::MAX);
+    if (start < 0 && end < 0 && start > end) || len == 0 {
+        return bytes::Bytes::new();
+    }
+    let from_end = |offset: i64| {
+        if offset < 0 {
+            (len + offset).max(0)
+        } else {
+            offset
+        }
+    };
+    let (start, end) = (from_end(start), from_end(end).min(len - 1));
+    if start > end {
+        return bytes::Bytes::new();
+    }
+    // Both lie within 0..len here.
+    value.slice(start as usize..=end as usize)
+}
+
+async fn setrange(conn: &mut Conn, args: Args) -> Frame {
+    let offset = match int_arg(&args[2]) {
+        Ok(offset) if offset >= 0 => offset,
+        Ok(_) => return Frame::err("offset is out of range"),
+        Err(refusal) => return refusal,
+    };
+    let patch = args[3].clone();
+    let too_long = i64::try_from(patch.len())
+        .ok()
+        .and_then(|len| offset.checked_add(len))
+        .is_none_or(|end| end > MAX_STRING);
+    if too_long && !patch.is_empty() {
+        return Frame::err("string exceeds maximum allowed size (proto-max-bulk-len)");
+    }
+    let op = Op::SetRange {
+        offset: offset.unsigned_abs(),
+        value: patch,
+    };
+    match conn.run(&args[1], op).await {
+        Ok(Reply::Count(len)) => Frame::count(len),
+        Ok(other) => unexpected(&other),
+        Err(err) => error_frame(&err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn getrange_clamps_like_redis() {
+        let value = bytes::Bytes::from_static(b"This is a string");
+        let read = |start, end| substring(&value, start, end);
+        assert_eq!(read(0, 3), "This");
+        assert_eq!(read(-3, -1), "ing");
+        assert_eq!(read(0, -1), "This is a string");
+        assert_eq!(read(10, 100), "string");
+        assert_eq!(read(-100, 1), "Th");
+        assert_eq!(read(5, 2), "");
+        assert_eq!(read(-1, -5), "");
+        assert_eq!(substring(&bytes::Bytes::new(), 0, -1), "");
     }
 }

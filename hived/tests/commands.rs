@@ -1,0 +1,194 @@
+//! Commands the differential test cannot compare because the `redis-server`
+//! it starts (Debian's 7.0) lacks them or answers at random: the hash-field
+//! TTLs of Redis 7.4 (`HEXPIRE`, `HPEXPIRE`, `HTTL`, `HPTTL`, `HPERSIST`, with
+//! the return codes Redis documents), `RENAME` across types, and the shapes
+//! of the random picks.
+
+mod support;
+
+use support::{Client, Hived, Value};
+
+fn ints(values: &[i64]) -> Value {
+    Value::Array(Some(values.iter().map(|&n| Value::Int(n)).collect()))
+}
+
+fn call(client: &mut Client, line: &str) -> Value {
+    let args: Vec<&str> = line.split(' ').collect();
+    client.call(&args)
+}
+
+#[test]
+fn hash_field_ttls_answer_with_redis_7_4_codes() {
+    let server = Hived::start();
+    let mut client = server.client();
+    call(&mut client, "HSET h a 1 b 2 c 3");
+    // 1 set, -2 no such field.
+    assert_eq!(
+        call(&mut client, "HEXPIRE h 100 FIELDS 2 a nope"),
+        ints(&[1, -2])
+    );
+    assert_eq!(
+        call(&mut client, "HTTL h FIELDS 3 a b nope"),
+        ints(&[100, -1, -2])
+    );
+    let pttl = call(&mut client, "HPTTL h FIELDS 1 a");
+    let Value::Array(Some(items)) = pttl else {
+        panic!("HPTTL answered {pttl:?}");
+    };
+    assert!(matches!(items[0], Value::Int(ms) if (99_000..=100_000).contains(&ms)));
+    // Conditions: 0 when not met.
+    assert_eq!(
+        call(&mut client, "HEXPIRE h 50 NX FIELDS 2 a b"),
+        ints(&[0, 1])
+    );
+    assert_eq!(
+        call(&mut client, "HEXPIRE h 500 XX FIELDS 2 a c"),
+        ints(&[1, 0])
+    );
+    assert_eq!(
+        call(&mut client, "HEXPIRE h 10 GT FIELDS 2 a c"),
+        ints(&[0, 0])
+    );
+    assert_eq!(
+        call(&mut client, "HEXPIRE h 10 LT FIELDS 2 a c"),
+        ints(&[1, 1])
+    );
+    assert_eq!(
+        call(&mut client, "HPEXPIRE h 20000 GT FIELDS 1 a"),
+        ints(&[1])
+    );
+    assert_eq!(
+        call(&mut client, "HTTL h FIELDS 3 a b c"),
+        ints(&[20, 50, 10])
+    );
+    // HPERSIST: 1 removed, -1 had none, -2 no field.
+    assert_eq!(call(&mut client, "HPERSIST h FIELDS 2 a a"), ints(&[1, -1]));
+    assert_eq!(call(&mut client, "HPERSIST h FIELDS 1 nope"), ints(&[-2]));
+    // A TTL of 0 deletes the field: 2.
+    assert_eq!(call(&mut client, "HEXPIRE h 0 FIELDS 1 b"), ints(&[2]));
+    assert_eq!(call(&mut client, "HEXISTS h b"), Value::Int(0));
+    assert_eq!(call(&mut client, "HLEN h"), Value::Int(2));
+    // A missing key: -2 for every field; the key keeps no trace.
+    assert_eq!(
+        call(&mut client, "HEXPIRE missing 10 FIELDS 2 a b"),
+        ints(&[-2, -2])
+    );
+    assert_eq!(call(&mut client, "HTTL missing FIELDS 1 a"), ints(&[-2]));
+    assert_eq!(call(&mut client, "EXISTS missing"), Value::Int(0));
+}
+
+#[test]
+fn a_field_whose_ttl_runs_out_disappears() {
+    let server = Hived::start();
+    let mut client = server.client();
+    call(&mut client, "HSET h a 1 b 2");
+    assert_eq!(call(&mut client, "HPEXPIRE h 30 FIELDS 1 a"), ints(&[1]));
+    // Poll with a deadline: the field goes once its 30 ms are up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while call(&mut client, "HEXISTS h a") == Value::Int(1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the field never expired"
+        );
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        call(&mut client, "HGETALL h"),
+        Value::Array(Some(vec![Value::bulk("b"), Value::bulk("2")]))
+    );
+}
+
+#[test]
+fn hash_field_ttl_commands_refuse_bad_arguments() {
+    let server = Hived::start();
+    let mut client = server.client();
+    call(&mut client, "HSET h a 1");
+    call(&mut client, "SET s v");
+    let refusals = [
+        "HEXPIRE h 10 FIELDS 0 a",
+        "HEXPIRE h 10 FIELDS 2 a",
+        "HEXPIRE h 10 FIELDS x a",
+        "HEXPIRE h 10 a",
+        "HEXPIRE h -1 FIELDS 1 a",
+        "HEXPIRE h x FIELDS 1 a",
+        "HTTL h FIELD 1 a",
+        "HPERSIST h FIELDS 2 a b c",
+    ];
+    for line in refusals {
+        let reply = call(&mut client, line);
+        assert!(
+            matches!(&reply, Value::Error(message) if message.starts_with("ERR")),
+            "{line}: {reply:?}"
+        );
+    }
+    let reply = call(&mut client, "HEXPIRE s 10 FIELDS 1 a");
+    assert!(matches!(&reply, Value::Error(message) if message.starts_with("WRONGTYPE")));
+    assert_eq!(
+        call(&mut client, "HTTL h FIELDS 1 a"),
+        ints(&[-1]),
+        "nothing changed"
+    );
+}
+
+#[test]
+fn rename_moves_any_type_with_its_ttl() {
+    let server = Hived::start();
+    let mut client = server.client();
+    call(&mut client, "ZADD z 1 a 2 b");
+    call(&mut client, "EXPIRE z 100");
+    call(&mut client, "SET target old");
+    assert_eq!(
+        call(&mut client, "RENAME z target"),
+        Value::Simple("OK".into())
+    );
+    assert_eq!(call(&mut client, "EXISTS z"), Value::Int(0));
+    assert_eq!(
+        call(&mut client, "TYPE target"),
+        Value::Simple("zset".into())
+    );
+    assert_eq!(call(&mut client, "TTL target"), Value::Int(100));
+    assert_eq!(
+        call(&mut client, "ZRANGE target 0 -1"),
+        Value::Array(Some(vec![Value::bulk("a"), Value::bulk("b")]))
+    );
+    let reply = call(&mut client, "RENAME nothing x");
+    assert_eq!(reply, Value::Error("ERR no such key".into()));
+}
+
+#[test]
+fn random_picks_have_redis_shapes() {
+    let server = Hived::start();
+    let mut client = server.client();
+    call(&mut client, "HSET h a 1 b 2 c 3");
+    call(&mut client, "SADD s a b c");
+    let Value::Array(Some(fields)) = call(&mut client, "HRANDFIELD h 2") else {
+        panic!("not an array");
+    };
+    assert_eq!(fields.len(), 2);
+    assert_ne!(
+        fields[0], fields[1],
+        "a positive count picks distinct fields"
+    );
+    let Value::Array(Some(repeats)) = call(&mut client, "SRANDMEMBER s -7") else {
+        panic!("not an array");
+    };
+    assert_eq!(repeats.len(), 7, "a negative count may repeat members");
+    let Value::Array(Some(pairs)) = call(&mut client, "HRANDFIELD h -4 WITHVALUES") else {
+        panic!("not an array");
+    };
+    assert_eq!(pairs.len(), 8, "field, value, field, value, ...");
+    for pair in pairs.chunks(2) {
+        let Value::Bulk(Some(field)) = &pair[0] else {
+            panic!("{pair:?}");
+        };
+        let want = match field.as_slice() {
+            b"a" => "1",
+            b"b" => "2",
+            _ => "3",
+        };
+        assert_eq!(pair[1], Value::bulk(want));
+    }
+    assert!(matches!(call(&mut client, "SPOP s"), Value::Bulk(Some(_))));
+    assert_eq!(call(&mut client, "SCARD s"), Value::Int(2));
+    assert_eq!(call(&mut client, "HRANDFIELD missing"), Value::Bulk(None));
+}
