@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hive_membership::{
     Events, MemberInfo, MemberState, Membership, MembershipConfig, MembershipEvent, NodeMeta,
 };
-use hive_store::{Op, Reply, Store};
+use hive_store::{Kind, Op, Reply, Store};
 use hive_transport::{GrpcClient, GrpcServer, PROTOCOL_VERSION, TransportOptions};
 use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
@@ -193,6 +194,39 @@ impl Cluster {
             .collect()
     }
 
+    /// Takes one step of a scan over every key of the cluster. Start with
+    /// cursor 0; each call lists one store shard of one member — the keys that
+    /// member is the primary of — and returns the cursor to pass next, 0 once
+    /// every member's every shard was listed. A key present for the whole scan
+    /// is returned once if membership holds still, and at least once unless a
+    /// rebalance moves it between two steps; none is returned twice by one
+    /// member.
+    pub async fn scan(&self, cursor: u64) -> Result<(u64, Vec<(Bytes, Kind)>)> {
+        let members: Vec<String> = self
+            .shared
+            .view()
+            .members()
+            .map(|peer| peer.id.clone())
+            .collect();
+        let (member, shard) = (cursor >> SCAN_SHARD_BITS, cursor & SCAN_SHARD_MASK);
+        let Some(id) = usize::try_from(member)
+            .ok()
+            .and_then(|member| members.get(member))
+        else {
+            return Ok((0, Vec::new()));
+        };
+        let shard = u32::try_from(shard).unwrap_or(u32::MAX);
+        let (keys, shards) = self.shared.primary_keys(id, shard).await?;
+        let next = if u64::from(shard) + 1 < u64::from(shards) {
+            cursor + 1
+        } else if (member as usize) + 1 < members.len() {
+            (member + 1) << SCAN_SHARD_BITS
+        } else {
+            0
+        };
+        Ok((next, keys))
+    }
+
     /// Returns the copies of keys still to send in the current rebalance.
     pub fn rebalance_pending(&self) -> u64 {
         self.shared.rebalance_pending.load(Ordering::Relaxed)
@@ -304,6 +338,10 @@ impl ClusterHandle {
         self.shared.execute(key, op).await
     }
 }
+
+/// A scan cursor is a member's index (in id order) above its shard's index.
+const SCAN_SHARD_BITS: u32 = 20;
+const SCAN_SHARD_MASK: u64 = (1 << SCAN_SHARD_BITS) - 1;
 
 /// The driver's clocks.
 #[derive(Debug, Clone, Copy)]

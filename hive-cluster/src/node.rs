@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::join_all;
-use hive_store::{Applied, ExportedEntry, Op, Reply, Store};
+use hive_store::{Applied, ExportedEntry, Kind, Op, Reply, Store};
 use hive_transport::{
     ApplyOutcome, Entry, ErrorKind, ExecuteRequest, ExecuteResponse, Operation, PROTOCOL_VERSION,
     PeerClient, PeerHandler, PeerStatus, RemoteError, ReplicateRequest, ReplicateResponse,
@@ -359,12 +359,58 @@ impl<C: PeerClient> Shared<C> {
         match response.results.into_iter().next() {
             Some(Ok(reply)) => match decode_reply(&reply)? {
                 PeerReply::Entry(entry) => Ok(entry),
-                PeerReply::Client(_) => {
-                    Err(ClusterError::Codec("a client reply to a fetch".into()))
-                }
+                _ => Err(ClusterError::Codec("another reply to a fetch".into())),
             },
             Some(Err(err)) => Err(from_remote(err)),
             None => Err(ClusterError::Codec("an empty fetch reply".into())),
+        }
+    }
+
+    /// Returns the live keys of local shard `shard` that this node is the
+    /// primary of in its view, and the number of local shards.
+    fn local_primary_keys(&self, shard: u32) -> (Vec<(Bytes, Kind)>, u32) {
+        let view = self.view();
+        let mut keys = self.store.shard_keys(shard as usize);
+        keys.retain(|(key, _)| view.primary(key).map(String::as_str) == Some(self.id.as_str()));
+        let shards = u32::try_from(self.store.shard_count()).unwrap_or(u32::MAX);
+        (keys, shards)
+    }
+
+    /// Returns the keys of shard `shard` of member `id` that it is the primary
+    /// of, and its shard count.
+    pub(crate) async fn primary_keys(
+        &self,
+        id: &str,
+        shard: u32,
+    ) -> Result<(Vec<(Bytes, Kind)>, u32)> {
+        if id == self.id {
+            return Ok(self.local_primary_keys(shard));
+        }
+        let addr = self
+            .view()
+            .peer(id)
+            .map(|peer| peer.rpc_addr)
+            .ok_or_else(|| ClusterError::Unavailable(format!("{id} left during the scan")))?;
+        let request = ExecuteRequest {
+            from_node: self.id.clone(),
+            view: 0,
+            ops: vec![Operation {
+                key: Bytes::new(),
+                op: encode_op(&PeerOp::Keys { shard }),
+            }],
+        };
+        let response = self
+            .client
+            .execute(addr, request, self.request_timeout)
+            .await
+            .map_err(|err| ClusterError::Unavailable(format!("scan of {id}: {err}")))?;
+        match response.results.into_iter().next() {
+            Some(Ok(reply)) => match decode_reply(&reply)? {
+                PeerReply::Keys { keys, shards } => Ok((keys, shards)),
+                _ => Err(ClusterError::Codec("another reply to a key listing".into())),
+            },
+            Some(Err(err)) => Err(from_remote(err)),
+            None => Err(ClusterError::Codec("an empty key listing".into())),
         }
     }
 
@@ -452,8 +498,8 @@ impl<C: PeerClient> Shared<C> {
         match self.batchers.execute(peer.rpc_addr, operation).await {
             Ok(Ok(reply)) => match decode_reply(&reply) {
                 Ok(PeerReply::Client(reply)) => Ok(reply),
-                Ok(PeerReply::Entry(_)) => Err(Failure::Final(ClusterError::Codec(
-                    "a fetch reply to an operation".into(),
+                Ok(_) => Err(Failure::Final(ClusterError::Codec(
+                    "another reply to an operation".into(),
                 ))),
                 Err(err) => Err(Failure::Final(err)),
             },
@@ -490,6 +536,10 @@ impl<C: PeerClient> Shared<C> {
                     .export(&operation.key)
                     .map_err(|err| to_remote(&err.into()))?;
                 return Ok(encode_reply(&PeerReply::Entry(entry)));
+            }
+            PeerOp::Keys { shard } => {
+                let (keys, shards) = self.local_primary_keys(shard);
+                return Ok(encode_reply(&PeerReply::Keys { keys, shards }));
             }
         };
         let view = self.view();

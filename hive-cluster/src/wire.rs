@@ -3,7 +3,7 @@
 //! protocol's error kinds. The one place that converts between the two worlds.
 
 use bytes::Bytes;
-use hive_store::{ExportedData, ExportedEntry, Op, Reply, StoreError, Version};
+use hive_store::{ExportedData, ExportedEntry, Kind, Op, Reply, StoreError, Version};
 use hive_transport::{Entry, ErrorKind, RemoteError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,12 @@ pub(crate) enum PeerOp {
     /// Return this node's state of the key (entry or tombstone), owner or not:
     /// a new primary pulls keys it has not received yet.
     Fetch,
+    /// List the live keys of one store shard that this node is the primary
+    /// of (the operation's key is unused): one step of a cluster-wide scan.
+    Keys {
+        /// The shard, `0..shards`.
+        shard: u32,
+    },
 }
 
 /// The answer to a [`PeerOp`].
@@ -37,6 +43,14 @@ pub(crate) enum PeerReply {
     Client(Reply),
     /// The fetched state, `None` if this node knows nothing of the key.
     Entry(Option<ExportedEntry>),
+    /// The keys of a shard, with their kinds, and how many shards the node
+    /// has (so the caller knows where its scan of that node ends).
+    Keys {
+        /// The keys this node is the primary of, with their kinds.
+        keys: Vec<(Bytes, Kind)>,
+        /// The node's shard count.
+        shards: u32,
+    },
 }
 
 pub(crate) fn encode_op(op: &PeerOp) -> Bytes {

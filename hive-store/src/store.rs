@@ -11,7 +11,7 @@ use parking_lot::{RwLock, RwLockWriteGuard};
 use crate::budget::{Budget, Reservation};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Limits, StoreConfig};
-use crate::entry::{Entry, NEVER};
+use crate::entry::{Entry, Kind, NEVER};
 use crate::error::Result;
 use crate::shard::{Shard, Shared, Write, hasher};
 use crate::version::Version;
@@ -132,6 +132,22 @@ impl Store {
                 }
             });
         }
+        keys
+    }
+
+    /// Returns the live keys of shard `shard` with their kinds (a snapshot;
+    /// empty past the last shard): one step of a scan over the whole store.
+    pub fn shard_keys(&self, shard: usize) -> Vec<(Bytes, Kind)> {
+        let Some(cell) = self.shards.get(shard) else {
+            return Vec::new();
+        };
+        let now = self.clock.now_ms();
+        let mut keys = Vec::new();
+        cell.0.read().for_each(|key, entry| {
+            if !entry.is_expired(now) {
+                keys.push((key.clone(), entry.data.kind()));
+            }
+        });
         keys
     }
 

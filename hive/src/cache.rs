@@ -54,6 +54,11 @@ impl Cache {
         self.inner.stopping.store(true, Ordering::Release);
     }
 
+    /// Returns true once the node started stopping.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.inner.stopping.load(Ordering::Acquire)
+    }
+
     /// Runs one byte-level operation on `key` exactly as given (no namespace),
     /// wherever the key's primary is. For protocol servers; typed code uses the
     /// stores.

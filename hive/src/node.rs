@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hive_cluster::{Cluster, ClusterConfig, Preset};
-use hive_store::{Store, StoreConfig};
+use hive_store::{Kind, Store, StoreConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -118,6 +118,35 @@ impl Node {
         match &self.cluster {
             None => vec![self.id.clone()],
             Some(cluster) => cluster.owners(key),
+        }
+    }
+
+    /// Takes one step of a scan over every byte-level key of the cluster (as
+    /// [`Cache::execute_raw`] names keys), with each key's kind. Start with
+    /// cursor 0 and pass each returned cursor back until it is 0 again. Each
+    /// step lists one store shard of one member (the keys it is the primary
+    /// of), so a step is small and the whole scan sees every key present
+    /// throughout it — at least once, and exactly once while membership holds
+    /// still.
+    ///
+    /// Fails with [`Error::Unavailable`] if the member of this step does not
+    /// answer; the same cursor may be retried.
+    pub async fn scan_raw(&self, cursor: u64) -> Result<(u64, Vec<(bytes::Bytes, Kind)>)> {
+        if self.cache.is_stopped() {
+            return Err(Error::ShuttingDown);
+        }
+        match &self.cluster {
+            Some(cluster) => Ok(cluster.scan(cursor).await?),
+            None => {
+                let shard = usize::try_from(cursor).unwrap_or(usize::MAX);
+                let keys = self.store.shard_keys(shard);
+                let next = if shard + 1 < self.store.shard_count() {
+                    cursor + 1
+                } else {
+                    0
+                };
+                Ok((next, keys))
+            }
         }
     }
 

@@ -118,6 +118,37 @@ fn read(node: &Process, args: &[&str]) -> Value {
     }
 }
 
+/// Runs `SCAN ... MATCH pattern COUNT 20` through `node` to the end and
+/// returns the keys in order; fails on a key listed twice.
+fn scan_all(node: &Process, pattern: &str) -> Vec<String> {
+    let mut client = node.client();
+    let (mut cursor, mut keys) = (String::from("0"), Vec::new());
+    loop {
+        let reply = client.call(&["SCAN", &cursor, "MATCH", pattern, "COUNT", "20"]);
+        let Value::Array(Some(parts)) = reply else {
+            panic!("SCAN answered {reply:?}");
+        };
+        let [Value::Bulk(Some(next)), Value::Array(Some(batch))] = &parts[..] else {
+            panic!("SCAN answered {parts:?}");
+        };
+        for key in batch {
+            let Value::Bulk(Some(key)) = key else {
+                panic!("a key: {key:?}");
+            };
+            keys.push(String::from_utf8(key.clone()).expect("utf-8 keys"));
+        }
+        cursor = String::from_utf8(next.clone()).expect("a numeric cursor");
+        if cursor == "0" {
+            break;
+        }
+    }
+    keys.sort();
+    let listed = keys.len();
+    keys.dedup();
+    assert_eq!(keys.len(), listed, "SCAN listed a key twice");
+    keys
+}
+
 #[test]
 fn a_three_process_cluster_serves_every_key_everywhere_and_survives_kill_and_stop() {
     let first = Process::start(None);
@@ -152,6 +183,17 @@ fn a_three_process_cluster_serves_every_key_everywhere_and_survives_kill_and_sto
     for node in [&second, &third] {
         assert_eq!(read(node, &["HIVE.OWNERS", "key-7"]), owners);
     }
+    // SCAN and KEYS see the whole cluster through any node: every key once.
+    let wanted: Vec<String> = {
+        let mut keys: Vec<String> = (0..300).map(|i| format!("key-{i}")).collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(scan_all(&second, "key-*"), wanted);
+    let Value::Array(Some(listed)) = read(&third, &["KEYS", "key-*"]) else {
+        panic!("KEYS answers an array");
+    };
+    assert_eq!(listed.len(), 300);
     // A real client library against one node of the cluster.
     python_client_smoke(third.resp, "py-cluster");
     for node in [&first, &second, &third] {

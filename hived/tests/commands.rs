@@ -192,3 +192,51 @@ fn random_picks_have_redis_shapes() {
     assert_eq!(call(&mut client, "SCARD s"), Value::Int(2));
     assert_eq!(call(&mut client, "HRANDFIELD missing"), Value::Bulk(None));
 }
+
+#[test]
+fn scan_keys_randomkey_and_flush_cover_the_key_space() {
+    let server = Hived::start();
+    let mut client = server.client();
+    for i in 0..100 {
+        call(&mut client, &format!("SET user:{i} v"));
+    }
+    call(&mut client, "HSET user:h f v");
+    call(&mut client, "SADD other x");
+    // SCAN to the end: every key once, MATCH and TYPE applied.
+    let (mut cursor, mut seen) = (String::from("0"), Vec::new());
+    loop {
+        let reply = call(&mut client, &format!("SCAN {cursor} MATCH user:* COUNT 7"));
+        let Value::Array(Some(parts)) = reply else {
+            panic!("{reply:?}");
+        };
+        let [Value::Bulk(Some(next)), Value::Array(Some(batch))] = &parts[..] else {
+            panic!("{parts:?}");
+        };
+        seen.extend(batch.iter().cloned());
+        cursor = String::from_utf8(next.clone()).unwrap();
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 101);
+    let Value::Array(Some(hashes)) = call(&mut client, "SCAN 0 TYPE hash COUNT 1000") else {
+        panic!("not an array");
+    };
+    assert_eq!(hashes[1], Value::Array(Some(vec![Value::bulk("user:h")])));
+    let Value::Array(Some(listed)) = call(&mut client, "KEYS user:?") else {
+        panic!("not an array");
+    };
+    assert_eq!(listed.len(), 11, "user:0 .. user:9 and user:h");
+    assert!(matches!(
+        call(&mut client, "RANDOMKEY"),
+        Value::Bulk(Some(_))
+    ));
+    assert_eq!(
+        call(&mut client, "SCAN x"),
+        Value::Error("ERR invalid cursor".into())
+    );
+    assert_eq!(call(&mut client, "FLUSHALL"), Value::Simple("OK".into()));
+    assert_eq!(call(&mut client, "DBSIZE"), Value::Int(0));
+    assert_eq!(call(&mut client, "RANDOMKEY"), Value::Bulk(None));
+    assert_eq!(call(&mut client, "KEYS *"), Value::Array(Some(Vec::new())));
+}

@@ -412,6 +412,8 @@ fn command_more() -> impl Strategy<Value = Vec<String>> {
             b
         ]),
         key().prop_map(|k| vec![s("ZSCAN"), k, s("0")]),
+        // The pattern is prefixed like a key: only this case's keys match.
+        prop::sample::select(&["*", "?", "[ab]", "a*"][..]).prop_map(|p| vec![s("KEYS"), s(p)]),
     ]
 }
 
@@ -425,7 +427,7 @@ fn normalise(command: &str, reply: Value) -> Value {
         ("PTTL", Value::Int(ms)) if ms > 0 => Value::Int(1),
         (
             "SMEMBERS" | "HKEYS" | "HVALS" | "SINTER" | "SUNION" | "SDIFF" | "SPOP" | "SRANDMEMBER"
-            | "HRANDFIELD",
+            | "HRANDFIELD" | "KEYS",
             Value::Array(Some(mut items)),
         ) => {
             items.sort_by_key(|item| format!("{item:?}"));

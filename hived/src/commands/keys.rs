@@ -1,5 +1,7 @@
 //! Generic key commands: `DEL`, `UNLINK`, `EXISTS`, `TYPE`, the `EXPIRE`
-//! family (with `NX`, `XX`, `GT`, `LT`), `TTL`, `PTTL`, `PERSIST`, `RENAME`.
+//! family (with `NX`, `XX`, `GT`, `LT`), `TTL`, `PTTL`, `PERSIST`, `RENAME`,
+//! and the cluster-wide key space: `SCAN`, `KEYS`, `RANDOMKEY`, `FLUSHDB`,
+//! `FLUSHALL`.
 //!
 //! Multi-key commands run key by key (each key on its own primary); they are
 //! not atomic across keys.
@@ -7,7 +9,8 @@
 use hive::Error;
 use hive::raw::{ExpireCondition, Kind, Op, Reply};
 
-use super::{Args, Command, Conn, error_frame, handler, int_arg, is, now_ms};
+use super::scan::{Extra, Scan};
+use super::{Args, Command, Conn, error_frame, handler, int_arg, is, now_ms, scan};
 use crate::resp::Frame;
 
 pub(super) static COMMANDS: &[Command] = &[
@@ -118,6 +121,51 @@ pub(super) static COMMANDS: &[Command] = &[
         group: "generic",
         summary: "Renames a key (with its TTL), replacing the destination.",
         run: handler!(rename),
+    },
+    Command {
+        name: "scan",
+        arity: -2,
+        flags: &["readonly"],
+        keys: (0, 0, 0),
+        group: "generic",
+        summary: "Iterates the keys of the whole cluster (MATCH, COUNT, TYPE).",
+        run: handler!(scan_keys),
+    },
+    Command {
+        name: "keys",
+        arity: 2,
+        flags: &["readonly"],
+        keys: (0, 0, 0),
+        group: "generic",
+        summary: "Returns every key of the cluster matching a pattern.",
+        run: handler!(keys),
+    },
+    Command {
+        name: "randomkey",
+        arity: 1,
+        flags: &["readonly"],
+        keys: (0, 0, 0),
+        group: "generic",
+        summary: "Returns a random key of the cluster.",
+        run: handler!(randomkey),
+    },
+    Command {
+        name: "flushdb",
+        arity: -1,
+        flags: &["write"],
+        keys: (0, 0, 0),
+        group: "server",
+        summary: "Deletes every key of the cluster (key by key, as deletes).",
+        run: handler!(flush),
+    },
+    Command {
+        name: "flushall",
+        arity: -1,
+        flags: &["write"],
+        keys: (0, 0, 0),
+        group: "server",
+        summary: "As FLUSHDB: a Hive cluster has one database.",
+        run: handler!(flush),
     },
 ];
 
@@ -290,6 +338,114 @@ async fn rename(conn: &mut Conn, args: Args) -> Frame {
         Ok(_) => Frame::OK,
         Err(err) => error_frame(&err),
     }
+}
+
+/// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]` over the whole
+/// cluster: steps of the node's key scan until `count` keys were looked at
+/// or the scan is done. The cursor is the node's scan cursor.
+async fn scan_keys(conn: &mut Conn, args: Args) -> Frame {
+    let scan = match Scan::parse(&args[1..], Extra::Type) {
+        Ok(scan) => scan,
+        Err(refusal) => return refusal,
+    };
+    let mut cursor = scan.cursor;
+    let (mut seen, mut found) = (0, Vec::new());
+    loop {
+        let (next, keys) = match conn.shared.node.scan_raw(cursor).await {
+            Ok(step) => step,
+            Err(err) => return error_frame(&err),
+        };
+        seen += keys.len();
+        found.extend(
+            keys.into_iter()
+                .filter(|(key, kind)| scan.wants(key) && wanted_type(&scan, *kind))
+                .map(|(key, _)| key),
+        );
+        cursor = next;
+        if cursor == 0 || seen >= scan.count {
+            return scan::reply(cursor, found);
+        }
+    }
+}
+
+fn wanted_type(scan: &Scan, kind: Kind) -> bool {
+    scan.kind
+        .as_ref()
+        .is_none_or(|wanted| wanted.eq_ignore_ascii_case(type_name(Some(kind)).as_bytes()))
+}
+
+/// Every key of the cluster, with its kind.
+async fn every_key(conn: &Conn) -> Result<Vec<(bytes::Bytes, Kind)>, Error> {
+    let mut cursor = 0;
+    let mut all = Vec::new();
+    loop {
+        let (next, keys) = conn.shared.node.scan_raw(cursor).await?;
+        all.extend(keys);
+        if next == 0 {
+            return Ok(all);
+        }
+        cursor = next;
+    }
+}
+
+async fn keys(conn: &mut Conn, args: Args) -> Frame {
+    match every_key(conn).await {
+        Ok(keys) => Frame::bulks(
+            keys.into_iter()
+                .map(|(key, _)| key)
+                .filter(|key| crate::glob::matches(&args[1], key)),
+        ),
+        Err(err) => error_frame(&err),
+    }
+}
+
+/// `RANDOMKEY`: the scan starts at a random step and takes a random key of
+/// the first step that has any (a step is one shard of one member).
+async fn randomkey(conn: &mut Conn, _: Args) -> Frame {
+    let members = conn.shared.node.status().members.len().max(1) as u64;
+    let start = fastrand::u64(..members) << 20 | fastrand::u64(..64);
+    let mut cursor = start;
+    let mut wrapped = false;
+    loop {
+        let (next, keys) = match conn.shared.node.scan_raw(cursor).await {
+            Ok(step) => step,
+            Err(err) => return error_frame(&err),
+        };
+        if !keys.is_empty() {
+            return Frame::Bulk(keys[fastrand::usize(..keys.len())].0.clone());
+        }
+        if next == 0 {
+            if wrapped {
+                return Frame::Null;
+            }
+            wrapped = true;
+        }
+        cursor = next;
+        if wrapped && cursor >= start {
+            return Frame::Null;
+        }
+    }
+}
+
+/// `FLUSHDB`/`FLUSHALL [ASYNC | SYNC]`: deletes every key of the cluster
+/// through the normal delete path (so replicas and tombstones follow); not
+/// atomic — keys written meanwhile may survive.
+async fn flush(conn: &mut Conn, args: Args) -> Frame {
+    match args.get(1) {
+        None => {}
+        Some(mode) if args.len() == 2 && (is(mode, "async") || is(mode, "sync")) => {}
+        Some(_) => return Frame::err("syntax error"),
+    }
+    let keys = match every_key(conn).await {
+        Ok(keys) => keys,
+        Err(err) => return error_frame(&err),
+    };
+    for (key, _) in keys {
+        if let Err(err) = conn.run(&key, Op::Del).await {
+            return error_frame(&err);
+        }
+    }
+    Frame::OK
 }
 
 /// The reply for a store answer of the wrong shape: a bug, reported, not a crash.
