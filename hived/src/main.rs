@@ -40,18 +40,19 @@ async fn main() -> anyhow::Result<()> {
     .await
     .with_context(|| format!("binding {}", options.resp))?;
     let resp = server.local_addr()?;
+    // Handlers first: once "ready" is logged, a signal must stop us gracefully.
+    let mut signals = Signals::install()?;
     tracing::info!(node = %node.id(), %resp, gossip = ?node.gossip_addr(), "hived ready");
 
     let stop = CancellationToken::new();
     let serving = tokio::spawn(server.run(stop.clone()));
-    wait_for_signal().await?;
+    signals.next().await;
     tracing::info!("stopping: finishing requests, handing data off");
     stop.cancel();
-    tokio::spawn(async {
-        if wait_for_signal().await.is_ok() {
-            tracing::warn!("second signal: exiting at once");
-            std::process::exit(130);
-        }
+    tokio::spawn(async move {
+        signals.next().await;
+        tracing::warn!("second signal: exiting at once");
+        std::process::exit(130);
     });
     serving.await.context("the server task")?;
     // Every connection has ended, so this is the last handle on the node.
@@ -63,13 +64,26 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits for SIGINT or SIGTERM.
-async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        interrupted = tokio::signal::ctrl_c() => interrupted.context("waiting for SIGINT")?,
-        _ = terminate.recv() => {}
+/// SIGINT and SIGTERM, listened for from installation on.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            terminate: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
     }
-    Ok(())
+
+    /// Waits for the next SIGINT or SIGTERM.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }
