@@ -227,6 +227,12 @@ impl Cluster {
         Ok((next, keys))
     }
 
+    /// Returns how many peer RPCs from this node failed in transport
+    /// (unreachable, timed out) since it started.
+    pub fn peer_errors(&self) -> u64 {
+        self.shared.peer_errors.load(Ordering::Relaxed)
+    }
+
     /// Returns the copies of keys still to send in the current rebalance.
     pub fn rebalance_pending(&self) -> u64 {
         self.shared.rebalance_pending.load(Ordering::Relaxed)

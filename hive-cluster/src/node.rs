@@ -95,6 +95,9 @@ pub(crate) struct Shared<C> {
     leaving: AtomicBool,
     /// Key copies still to send in the current rebalance.
     pub(crate) rebalance_pending: AtomicU64,
+    /// Peer RPCs from this node that failed in transport (unreachable, timed
+    /// out), since start.
+    pub(crate) peer_errors: AtomicU64,
     /// Epoch of the last view whose rebalance finished.
     pub(crate) settled_epoch: AtomicU64,
     /// Bumped whenever the view, the settled epoch or the pending count
@@ -124,12 +127,18 @@ impl<C: PeerClient> Shared<C> {
             stopping: AtomicBool::new(false),
             leaving: AtomicBool::new(false),
             rebalance_pending: AtomicU64::new(0),
+            peer_errors: AtomicU64::new(0),
             settled_epoch: AtomicU64::new(0),
             changes: tokio::sync::watch::Sender::new(0),
         }
     }
 
     /// Tells readiness waiters that something they watch changed.
+    /// Counts a peer RPC that failed in transport.
+    fn peer_failed(&self) {
+        self.peer_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn notify(&self) {
         self.changes
             .send_modify(|generation| *generation = generation.wrapping_add(1));
@@ -310,7 +319,10 @@ impl<C: PeerClient> Shared<C> {
                     Some(Err(err)) => Err(err.to_string()),
                     None => Err("an empty reply".to_owned()),
                 },
-                Err(err) => Err(err.to_string()),
+                Err(err) => {
+                    self.peer_failed();
+                    Err(err.to_string())
+                }
             };
             if let Err(reason) = applied {
                 return Err(ClusterError::Unavailable(format!(
@@ -355,7 +367,10 @@ impl<C: PeerClient> Shared<C> {
             .client
             .execute(addr, self.fetch_request(key), self.request_timeout)
             .await
-            .map_err(|err| ClusterError::Unavailable(format!("fetch from {addr}: {err}")))?;
+            .map_err(|err| {
+                self.peer_failed();
+                ClusterError::Unavailable(format!("fetch from {addr}: {err}"))
+            })?;
         match response.results.into_iter().next() {
             Some(Ok(reply)) => match decode_reply(&reply)? {
                 PeerReply::Entry(entry) => Ok(entry),
@@ -403,7 +418,10 @@ impl<C: PeerClient> Shared<C> {
             .client
             .execute(addr, request, self.request_timeout)
             .await
-            .map_err(|err| ClusterError::Unavailable(format!("scan of {id}: {err}")))?;
+            .map_err(|err| {
+                self.peer_failed();
+                ClusterError::Unavailable(format!("scan of {id}: {err}"))
+            })?;
         match response.results.into_iter().next() {
             Some(Ok(reply)) => match decode_reply(&reply)? {
                 PeerReply::Keys { keys, shards } => Ok((keys, shards)),
@@ -495,7 +513,14 @@ impl<C: PeerClient> Shared<C> {
             key: Bytes::copy_from_slice(key),
             op: encode_op(&PeerOp::Client(op.clone())),
         };
-        match self.batchers.execute(peer.rpc_addr, operation).await {
+        let outcome = self.batchers.execute(peer.rpc_addr, operation).await;
+        if matches!(
+            outcome,
+            Err(BatchError::Unreachable(_) | BatchError::Failed(_))
+        ) {
+            self.peer_failed();
+        }
+        match outcome {
             Ok(Ok(reply)) => match decode_reply(&reply) {
                 Ok(PeerReply::Client(reply)) => Ok(reply),
                 Ok(_) => Err(Failure::Final(ClusterError::Codec(

@@ -184,6 +184,7 @@ impl Node {
             keys: self.store.len() as u64,
             memory_bytes: self.store.memory_bytes(),
             rebalance_pending: self.cluster.as_ref().map_or(0, Cluster::rebalance_pending),
+            peer_rpc_errors: self.cluster.as_ref().map_or(0, Cluster::peer_errors),
         }
     }
 

@@ -17,6 +17,9 @@ pub struct ClusterStatus {
     pub memory_bytes: u64,
     /// Entries still to move to their owners; 0 when settled.
     pub rebalance_pending: u64,
+    /// Peer RPCs from this node that failed in transport (unreachable, timed
+    /// out) since it started; 0 in standalone mode.
+    pub peer_rpc_errors: u64,
 }
 
 /// One member of the cluster as this node sees it.

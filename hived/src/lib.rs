@@ -14,9 +14,11 @@
 //! - `commands/`: the command table (what `COMMAND` reports and dispatch
 //!   runs), one module per command family.
 //! - `glob.rs`: Redis's glob patterns for `KEYS` and `SCAN ... MATCH`.
+//! - `metrics.rs`: the optional Prometheus endpoint (`--metrics`).
 
 mod commands;
 mod glob;
+pub mod metrics;
 pub mod options;
 pub mod resp;
 mod server;

@@ -39,12 +39,17 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .with_context(|| format!("binding {}", options.resp))?;
+    let stop = CancellationToken::new();
+    if let Some(addr) = options.metrics {
+        hived::metrics::serve(addr, &node, stop.clone())
+            .with_context(|| format!("serving metrics on {addr}"))?;
+        tracing::info!(%addr, "metrics endpoint up");
+    }
     let resp = server.local_addr()?;
     // Handlers first: once "ready" is logged, a signal must stop us gracefully.
     let mut signals = Signals::install()?;
     tracing::info!(node = %node.id(), %resp, gossip = ?node.gossip_addr(), "hived ready");
 
-    let stop = CancellationToken::new();
     let serving = tokio::spawn(server.run(stop.clone()));
     signals.next().await;
     tracing::info!("stopping: finishing requests, handing data off");

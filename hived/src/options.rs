@@ -59,6 +59,10 @@ pub struct Options {
     /// Log format: `human` or `json` (one object per line).
     #[arg(long, env = "HIVE_LOG_FORMAT", default_value = "human", value_parser = ["human", "json"])]
     pub log_format: String,
+    /// Address of the Prometheus scrape endpoint (any path answers); off
+    /// when unset.
+    #[arg(long, env = "HIVE_METRICS")]
+    pub metrics: Option<SocketAddr>,
     /// Milliseconds of quiet after a membership change before data moves.
     #[arg(long, env = "HIVE_REBALANCE_DEBOUNCE_MS", default_value_t = 500)]
     pub rebalance_debounce_ms: u64,

@@ -1,9 +1,14 @@
 //! The `hived` binary as an operator runs it: options from a TOML file,
-//! JSON logs, `--help`, and a clean exit on SIGTERM.
+//! JSON logs, `--help`, a clean exit on SIGTERM, and the Prometheus endpoint.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use support::{Client, Value, free_port};
 
 #[test]
 fn options_from_a_file_json_logs_and_a_graceful_sigterm() {
@@ -72,6 +77,7 @@ fn help_lists_every_option_with_its_variable() {
         "--config",
         "--log-format",
         "--requirepass",
+        "--metrics",
     ] {
         assert!(help.contains(option), "{option} missing from --help");
     }
@@ -79,4 +85,62 @@ fn help_lists_every_option_with_its_variable() {
         help.contains("HIVE_RESP"),
         "environment variables are listed"
     );
+}
+
+/// Fetches the scrape endpoint's text.
+fn scrape(addr: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: hived\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.starts_with("HTTP/1.1 200").then_some(response)
+}
+
+#[test]
+fn metrics_count_commands_by_result_and_report_the_node() {
+    let (resp, metrics) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hived"))
+        .args(["--resp", &format!("127.0.0.1:{resp}")])
+        .args(["--metrics", &format!("127.0.0.1:{metrics}")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("hived starts");
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    lines
+        .map_while(Result::ok)
+        .find(|line| line.contains("hived ready"))
+        .expect("hived logs that it is ready");
+    let mut client = Client::connect(format!("127.0.0.1:{resp}").parse().unwrap());
+    assert_eq!(client.call(&["SET", "k", "v"]), Value::Simple("OK".into()));
+    assert_eq!(client.call(&["GET", "k"]), Value::bulk("v"));
+    assert!(matches!(client.call(&["LPUSH", "k", "x"]), Value::Error(_)));
+
+    // The gauges refresh every second: poll until they show the key.
+    let endpoint = format!("127.0.0.1:{metrics}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        if let Some(text) = scrape(&endpoint)
+            && text.contains("hive_keys 1")
+        {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no metrics with the key");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for wanted in [
+        "hive_commands_total{command=\"set\",result=\"ok\"} 1",
+        "hive_commands_total{command=\"get\",result=\"ok\"} 1",
+        "hive_commands_total{command=\"lpush\",result=\"WRONGTYPE\"} 1",
+        "hive_command_duration_seconds_bucket{command=\"get\",le=\"1\"} 1",
+        "hive_members{state=\"alive\"} 1",
+        "hive_rebalance_pending_keys 0",
+        "hive_peer_rpc_errors 0",
+        "hive_memory_bytes ",
+    ] {
+        assert!(text.contains(wanted), "{wanted} missing from:\n{text}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -173,7 +173,10 @@ pub(crate) async fn dispatch(conn: &mut Conn, args: Args) -> Frame {
             command.name
         ));
     }
-    (command.run)(conn, args).await
+    let started = std::time::Instant::now();
+    let reply = (command.run)(conn, args).await;
+    crate::metrics::record(command.name, &reply, started.elapsed());
+    reply
 }
 
 /// The reply for a failed operation, in Redis's words.
