@@ -194,6 +194,14 @@ impl Cluster {
             .collect()
     }
 
+    /// Returns a scan cursor at a random step (a random member, a random
+    /// shard), for sampling the key space (`RANDOMKEY`).
+    pub fn random_scan_cursor(&self) -> u64 {
+        let members = self.shared.view().len().max(1) as u64;
+        let shards = self.shared.store.shard_count().max(1) as u64;
+        fastrand::u64(..members) << SCAN_SHARD_BITS | fastrand::u64(..shards)
+    }
+
     /// Takes one step of a scan over every key of the cluster. Start with
     /// cursor 0; each call lists one store shard of one member — the keys that
     /// member is the primary of — and returns the cursor to pass next, 0 once

@@ -150,6 +150,15 @@ impl Node {
         }
     }
 
+    /// Returns a [`Node::scan_raw`] cursor at a random step, for sampling the
+    /// key space: scanning on from it (wrapping at 0) visits every step.
+    pub fn random_scan_cursor(&self) -> u64 {
+        match &self.cluster {
+            Some(cluster) => cluster.random_scan_cursor(),
+            None => fastrand::u64(..self.store.shard_count().max(1) as u64),
+        }
+    }
+
     /// Returns a point-in-time snapshot of this node and the members it sees.
     pub fn status(&self) -> ClusterStatus {
         let members = match &self.cluster {

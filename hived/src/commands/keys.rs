@@ -402,8 +402,7 @@ async fn keys(conn: &mut Conn, args: Args) -> Frame {
 /// `RANDOMKEY`: the scan starts at a random step and takes a random key of
 /// the first step that has any (a step is one shard of one member).
 async fn randomkey(conn: &mut Conn, _: Args) -> Frame {
-    let members = conn.shared.node.status().members.len().max(1) as u64;
-    let start = fastrand::u64(..members) << 20 | fastrand::u64(..64);
+    let start = conn.shared.node.random_scan_cursor();
     let mut cursor = start;
     let mut wrapped = false;
     loop {

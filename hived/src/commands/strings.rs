@@ -231,6 +231,20 @@ fn ttl_of(amount: i64, unit_ms: i64, absolute: bool) -> Option<u64> {
     u64::try_from(ms.max(1)).ok()
 }
 
+/// The unit of an expiry option: milliseconds per unit and whether it is an
+/// absolute time (`EX`, `PX`, `EXAT`, `PXAT`); `None` for another word.
+fn expiry_unit(option: &[u8]) -> Option<(i64, bool)> {
+    [
+        ("ex", 1000, false),
+        ("px", 1, false),
+        ("exat", 1000, true),
+        ("pxat", 1, true),
+    ]
+    .into_iter()
+    .find(|(word, _, _)| is(option, word))
+    .map(|(_, unit_ms, absolute)| (unit_ms, absolute))
+}
+
 /// `SET key value [NX | XX] [GET] [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]`.
 /// As in Redis, every option is read (and conflicts reported as syntax
 /// errors) before the expiry's number is checked.
@@ -240,17 +254,7 @@ async fn set(conn: &mut Conn, args: Args) -> Frame {
     let mut expiry: Option<(i64, bool, &bytes::Bytes)> = None;
     let mut options = args[3..].iter();
     while let Some(option) = options.next() {
-        let unit = if is(option, "ex") {
-            Some((1000, false))
-        } else if is(option, "px") {
-            Some((1, false))
-        } else if is(option, "exat") {
-            Some((1000, true))
-        } else if is(option, "pxat") {
-            Some((1, true))
-        } else {
-            None
-        };
+        let unit = expiry_unit(option);
         let conflict = if let Some((unit_ms, absolute)) = unit {
             let amount = options.next();
             // Repeating the same option is allowed (the last wins), mixing
@@ -448,17 +452,7 @@ async fn getex(conn: &mut Conn, args: Args) -> Frame {
     let mut expiry: Option<(i64, bool, &bytes::Bytes)> = None;
     let mut options = args[2..].iter();
     while let Some(option) = options.next() {
-        let unit = if is(option, "ex") {
-            Some((1000, false))
-        } else if is(option, "px") {
-            Some((1, false))
-        } else if is(option, "exat") {
-            Some((1000, true))
-        } else if is(option, "pxat") {
-            Some((1, true))
-        } else {
-            None
-        };
+        let unit = expiry_unit(option);
         let chosen = expiry.is_some() || ttl != SetTtl::Keep;
         match unit {
             Some((unit_ms, absolute)) if !chosen => match options.next() {
