@@ -413,7 +413,32 @@ impl Store {
         ttl_ms: u64,
         condition: ExpireCondition,
     ) -> Result<Vec<i64>> {
+        self.expire_fields(key, fields, |_| ttl_ms, condition)
+    }
+
+    /// [`Store::hexpire_fields`] with a deadline in Unix ms instead of a TTL,
+    /// as `HPEXPIREAT`: measured against this store's clock, so the deadline
+    /// is kept exactly; one already past deletes the fields (code 2).
+    pub fn hexpire_fields_at(
+        &self,
+        key: &[u8],
+        fields: &[Bytes],
+        at_ms: u64,
+        condition: ExpireCondition,
+    ) -> Result<Vec<i64>> {
+        self.expire_fields(key, fields, |now| at_ms.saturating_sub(now), condition)
+    }
+
+    /// Sets the fields' TTLs to `ttl_at(now)` ms (0 deletes them).
+    fn expire_fields(
+        &self,
+        key: &[u8],
+        fields: &[Bytes],
+        ttl_at: impl Fn(u64) -> u64,
+        condition: ExpireCondition,
+    ) -> Result<Vec<i64>> {
         self.write(key, |entry, reservation, now| {
+            let ttl_ms = ttl_at(now);
             let deadline = match ttl_ms {
                 0 => now,
                 ttl => deadline_after(now, ttl)?,
@@ -479,6 +504,22 @@ impl Store {
     /// Returns the remaining TTL in ms of each of `fields`, as Redis 7.4's
     /// `HPTTL`: `-2` no such field (or key), `-1` no TTL.
     pub fn httl_fields(&self, key: &[u8], fields: &[Bytes]) -> Result<Vec<i64>> {
+        self.field_deadlines(key, fields, |deadline, now| deadline.saturating_sub(now))
+    }
+
+    /// Each field's deadline in Unix ms, as `HPEXPIRETIME`: `-2` no such field
+    /// (or key), `-1` no TTL.
+    pub fn hexpire_time_fields(&self, key: &[u8], fields: &[Bytes]) -> Result<Vec<i64>> {
+        self.field_deadlines(key, fields, |deadline, _| deadline)
+    }
+
+    /// Reports `show(deadline, now)` for each field that has a TTL.
+    fn field_deadlines(
+        &self,
+        key: &[u8],
+        fields: &[Bytes],
+        show: impl Fn(u64, u64) -> u64,
+    ) -> Result<Vec<i64>> {
         self.read(key, |entry, now| {
             let Some(entry) = entry else {
                 return Ok(vec![-2; fields.len()]);
@@ -490,7 +531,7 @@ impl Store {
                     None => -2,
                     Some(field) if field.deadline == NO_DEADLINE => -1,
                     Some(field) => {
-                        i64::try_from(field.deadline.saturating_sub(now.get())).unwrap_or(i64::MAX)
+                        i64::try_from(show(field.deadline, now.get())).unwrap_or(i64::MAX)
                     }
                 })
                 .collect())

@@ -67,7 +67,25 @@ impl Store {
     /// as infinite). A TTL of 0 deletes the key. Returns whether the TTL was set
     /// (or the key deleted); false for an absent key.
     pub fn expire_if(&self, key: &[u8], ttl_ms: u64, condition: ExpireCondition) -> Result<bool> {
+        self.expire_with(key, |_| ttl_ms, condition)
+    }
+
+    /// [`Store::expire_if`] with a deadline in Unix ms, as `PEXPIREAT`:
+    /// measured against this store's clock, so the deadline is kept exactly;
+    /// one already past deletes the key.
+    pub fn expire_if_at(&self, key: &[u8], at_ms: u64, condition: ExpireCondition) -> Result<bool> {
+        self.expire_with(key, |now| at_ms.saturating_sub(now), condition)
+    }
+
+    /// Sets the key's TTL to `ttl_at(now)` ms (0 deletes it) if `condition` holds.
+    fn expire_with(
+        &self,
+        key: &[u8],
+        ttl_at: impl Fn(u64) -> u64,
+        condition: ExpireCondition,
+    ) -> Result<bool> {
         self.write(key, |entry, _, now| {
+            let ttl_ms = ttl_at(now);
             let deadline = match ttl_ms {
                 0 => now,
                 ttl => deadline_after(now, ttl)?,
@@ -104,6 +122,15 @@ impl Store {
     pub fn ttl(&self, key: &[u8]) -> Result<Option<u64>> {
         self.read(key, |entry, now| {
             Ok(entry.ok_or(StoreError::NotFound)?.remaining_ms(now.get()))
+        })
+    }
+
+    /// Returns the key's deadline in Unix ms (`None` without a TTL), as
+    /// `PEXPIRETIME`. `NotFound` if the key is absent.
+    pub fn expire_time(&self, key: &[u8]) -> Result<Option<u64>> {
+        self.read(key, |entry, _| {
+            let deadline = entry.ok_or(StoreError::NotFound)?.deadline;
+            Ok((deadline != NO_DEADLINE).then_some(deadline))
         })
     }
 }

@@ -27,6 +27,8 @@ pub enum Op {
     },
     Persist,
     Ttl,
+    /// `PEXPIRETIME`: the key's deadline in Unix ms (`Reply::Ttl`).
+    ExpireTime,
     Get,
     Set {
         value: Bytes,
@@ -110,6 +112,11 @@ pub enum Op {
         member: Bytes,
         rev: bool,
     },
+    /// `ZRANK ... WITHSCORE`: the rank and the score, read together.
+    ZRankWithScore {
+        member: Bytes,
+        rev: bool,
+    },
     ZRange {
         start: i64,
         stop: i64,
@@ -133,6 +140,11 @@ pub enum Op {
     },
     ExpireIf {
         ttl_ms: u64,
+        condition: ExpireCondition,
+    },
+    /// `EXPIREAT`/`PEXPIREAT`: `ExpireIf` with a Unix-ms deadline.
+    ExpireIfAt {
+        at_ms: u64,
         condition: ExpireCondition,
     },
     Dump,
@@ -163,10 +175,21 @@ pub enum Op {
         ttl_ms: u64,
         condition: ExpireCondition,
     },
+    /// `HEXPIREAT`/`HPEXPIREAT`: like `HExpireFields` with a Unix-ms deadline;
+    /// one already past deletes the fields (code 2).
+    HExpireFieldsAt {
+        fields: Vec<Bytes>,
+        at_ms: u64,
+        condition: ExpireCondition,
+    },
     HPersistFields {
         fields: Vec<Bytes>,
     },
     HTtlFields {
+        fields: Vec<Bytes>,
+    },
+    /// `HPEXPIRETIME`: each field's deadline in Unix ms, or the `HTTL` codes.
+    HExpireTimeFields {
         fields: Vec<Bytes>,
     },
     PushExisting {
@@ -241,6 +264,7 @@ impl Op {
             Op::Exists
                 | Op::Type
                 | Op::Ttl
+                | Op::ExpireTime
                 | Op::Get
                 | Op::HGet { .. }
                 | Op::HGetAll
@@ -254,11 +278,13 @@ impl Op {
                 | Op::SCard
                 | Op::ZScore { .. }
                 | Op::ZRank { .. }
+                | Op::ZRankWithScore { .. }
                 | Op::ZRange { .. }
                 | Op::ZRangeByScore { .. }
                 | Op::ZCard
                 | Op::Dump
                 | Op::HTtlFields { .. }
+                | Op::HExpireTimeFields { .. }
                 | Op::ZMScore { .. }
                 | Op::ZRangeBy { .. }
                 | Op::ZCount { .. }
@@ -300,6 +326,13 @@ pub enum Reply {
     Kind(Option<Kind>),
     /// One integer per element asked about (hash-field TTL codes).
     Integers(Vec<i64>),
+    /// A sorted-set member's rank with its score.
+    Ranked {
+        /// 0-based, from the lowest score (the highest for `rev`).
+        rank: u64,
+        /// The member's score.
+        score: f64,
+    },
     /// Sorted-set scores, `None` where there is none.
     Scores(Vec<Option<f64>>),
     /// A key's contents with their remaining TTLs (`Dump`).
@@ -389,6 +422,7 @@ impl Store {
             Op::Expire { ttl_ms } => self.expire(key, ttl_ms).map(|()| Reply::Unit)?,
             Op::Persist => Reply::Bool(self.persist(key)?),
             Op::Ttl => Reply::Ttl(self.ttl(key)?),
+            Op::ExpireTime => Reply::Ttl(self.expire_time(key)?),
             Op::Get => Reply::Bytes(self.get(key)?),
             Op::Set { value, ttl_ms } => self.set(key, value, ttl_ms).map(|()| Reply::Unit)?,
             Op::SetWith {
@@ -432,7 +466,14 @@ impl Store {
             Op::ZAdd { score, member } => Reply::Bool(self.zadd(key, score, member)?),
             Op::ZRem { member } => Reply::Bool(self.zrem(key, &member)?),
             Op::ZScore { member } => Reply::Score(self.zscore(key, &member)?),
-            Op::ZRank { member, rev } => count(self.zrank(key, &member, rev)?),
+            Op::ZRank { member, rev } => count(self.zrank(key, &member, rev)?.0),
+            Op::ZRankWithScore { member, rev } => {
+                let (rank, score) = self.zrank(key, &member, rev)?;
+                Reply::Ranked {
+                    rank: rank as u64,
+                    score,
+                }
+            }
             Op::ZRange { start, stop, rev } => Reply::Scored(self.zrange(key, start, stop, rev)?),
             Op::ZRangeByScore { min, max } => Reply::Scored(self.zrange_by_score(key, min, max)?),
             Op::ZCard => count(self.zcard(key)?),
@@ -445,6 +486,9 @@ impl Store {
             }
             Op::ExpireIf { ttl_ms, condition } => {
                 Reply::Bool(self.expire_if(key, ttl_ms, condition)?)
+            }
+            Op::ExpireIfAt { at_ms, condition } => {
+                Reply::Bool(self.expire_if_at(key, at_ms, condition)?)
             }
             Op::Dump => Reply::Dump(Box::new(self.dump(key)?)),
             Op::Restore { data, ttl_ms } => {
@@ -462,8 +506,16 @@ impl Store {
                 ttl_ms,
                 condition,
             } => Reply::Integers(self.hexpire_fields(key, &fields, ttl_ms, condition)?),
+            Op::HExpireFieldsAt {
+                fields,
+                at_ms,
+                condition,
+            } => Reply::Integers(self.hexpire_fields_at(key, &fields, at_ms, condition)?),
             Op::HPersistFields { fields } => Reply::Integers(self.hpersist_fields(key, &fields)?),
             Op::HTtlFields { fields } => Reply::Integers(self.httl_fields(key, &fields)?),
+            Op::HExpireTimeFields { fields } => {
+                Reply::Integers(self.hexpire_time_fields(key, &fields)?)
+            }
             Op::PushExisting { end, values } => count(self.push_existing(key, end, values)?),
             Op::PopMany { end, count } => {
                 let count = usize::try_from(count).unwrap_or(usize::MAX);

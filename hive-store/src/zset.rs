@@ -175,12 +175,13 @@ impl Store {
 
     /// Returns the 0-based rank of `member`, ascending, or descending if `rev`.
     /// `NotFound` if the key or member is absent.
-    pub fn zrank(&self, key: &[u8], member: &[u8], rev: bool) -> Result<usize> {
+    /// Returns the rank of `member` with its score.
+    pub fn zrank(&self, key: &[u8], member: &[u8], rev: bool) -> Result<(usize, f64)> {
         self.read(key, |entry, _| {
             let zset = as_zset(&entry.ok_or(StoreError::NotFound)?.data)?;
             let score = *zset.scores.get(member).ok_or(StoreError::NotFound)?;
             let rank = zset.order.rank(score, member).ok_or(StoreError::NotFound)?;
-            Ok(if rev { zset.len() - 1 - rank } else { rank })
+            Ok((if rev { zset.len() - 1 - rank } else { rank }, score))
         })
     }
 

@@ -38,6 +38,12 @@ fn ttl() -> impl Strategy<Value = u64> {
     prop::sample::select(TTLS)
 }
 
+/// A Unix-ms deadline around the model clock's start: some already past.
+fn at_ms() -> impl Strategy<Value = u64> {
+    let start = MockClock::default().now_ms();
+    (start - 50..start + 5_000).boxed()
+}
+
 fn maybe_ttl() -> impl Strategy<Value = Option<u64>> {
     prop::option::weighted(0.3, ttl())
 }
@@ -67,6 +73,7 @@ fn key_op_basic() -> BoxedStrategy<Op> {
         ttl().prop_map(|ttl_ms| Op::Expire { ttl_ms }),
         Just(Op::Persist),
         Just(Op::Ttl),
+        Just(Op::ExpireTime),
     ]
     .boxed()
 }
@@ -171,6 +178,7 @@ fn zset_op_basic() -> BoxedStrategy<Op> {
         1 => name().prop_map(|member| Op::ZRem { member }),
         1 => name().prop_map(|member| Op::ZScore { member }),
         1 => (name(), any::<bool>()).prop_map(|(member, rev)| Op::ZRank { member, rev }),
+        1 => (name(), any::<bool>()).prop_map(|(member, rev)| Op::ZRankWithScore { member, rev }),
         1 => (index(), index(), any::<bool>()).prop_map(|(start, stop, rev)| Op::ZRange { start, stop, rev }),
         1 => (score(), score()).prop_map(|(min, max)| Op::ZRangeByScore { min, max }),
         1 => Just(Op::ZCard),
@@ -194,9 +202,13 @@ fn expire_condition() -> impl Strategy<Value = ExpireCondition> {
 }
 
 fn key_op_more() -> BoxedStrategy<Op> {
-    (ttl(), expire_condition())
-        .prop_map(|(ttl_ms, condition)| Op::ExpireIf { ttl_ms, condition })
-        .boxed()
+    prop_oneof![
+        (ttl(), expire_condition())
+            .prop_map(|(ttl_ms, condition)| Op::ExpireIf { ttl_ms, condition }),
+        (at_ms(), expire_condition())
+            .prop_map(|(at_ms, condition)| Op::ExpireIfAt { at_ms, condition }),
+    ]
+    .boxed()
 }
 
 fn value_op_more() -> BoxedStrategy<Op> {
@@ -224,6 +236,14 @@ fn hash_op_more() -> BoxedStrategy<Op> {
         }),
         names().prop_map(|fields| Op::HPersistFields { fields }),
         names().prop_map(|fields| Op::HTtlFields { fields }),
+        (names(), at_ms(), expire_condition()).prop_map(|(fields, at_ms, condition)| {
+            Op::HExpireFieldsAt {
+                fields,
+                at_ms,
+                condition,
+            }
+        }),
+        names().prop_map(|fields| Op::HExpireTimeFields { fields }),
     ]
     .boxed()
 }
@@ -416,6 +436,21 @@ fn resolve_range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
     (start <= stop && start < len).then(|| (start as usize, stop.min(len - 1) as usize))
 }
 
+/// The rank of `member` (from the highest score if `rev`) and its score.
+fn model_rank(
+    zset: &BTreeMap<Bytes, f64>,
+    member: &Bytes,
+    rev: bool,
+) -> Result<(u64, f64), StoreError> {
+    let sorted = sorted_zset(zset);
+    let rank = sorted
+        .iter()
+        .position(|(m, _)| m == member)
+        .ok_or(StoreError::NotFound)?;
+    let rank = if rev { sorted.len() - 1 - rank } else { rank };
+    Ok((rank as u64, zset[member]))
+}
+
 fn sorted_zset(zset: &BTreeMap<Bytes, f64>) -> Vec<(Bytes, f64)> {
     let mut items: Vec<_> = zset
         .iter()
@@ -526,6 +561,7 @@ impl Model {
                 Reply::Bool(entry.deadline.take().is_some())
             }
             Op::Ttl => Reply::Ttl(entry.ok_or(StoreError::NotFound)?.deadline.map(|d| d - now)),
+            Op::ExpireTime => Reply::Ttl(entry.ok_or(StoreError::NotFound)?.deadline),
             Op::Get => match entry {
                 Some(Entry {
                     value: Data::Plain(value),
@@ -739,12 +775,12 @@ impl Model {
             }
             Op::ZRank { member, rev } => {
                 let zset = typed!(entry, ZSet).ok_or(StoreError::NotFound)?;
-                let sorted = sorted_zset(zset);
-                let rank = sorted
-                    .iter()
-                    .position(|(m, _)| *m == member)
-                    .ok_or(StoreError::NotFound)?;
-                Reply::Count(if rev { sorted.len() - 1 - rank } else { rank } as u64)
+                Reply::Count(model_rank(zset, &member, rev)?.0)
+            }
+            Op::ZRankWithScore { member, rev } => {
+                let zset = typed!(entry, ZSet).ok_or(StoreError::NotFound)?;
+                let (rank, score) = model_rank(zset, &member, rev)?;
+                Reply::Ranked { rank, score }
             }
             Op::ZRange { start, stop, rev } => {
                 let mut sorted = typed!(entry, ZSet)
@@ -775,6 +811,36 @@ impl Model {
 
     /// The operations added for `hived`'s command set.
     fn apply_more(&mut self, key: &Bytes, op: Op, now: u64) -> Result<Reply, StoreError> {
+        // Deadline forms restate themselves as their TTL forms.
+        let op = match op {
+            Op::ExpireIfAt { at_ms, condition } => Op::ExpireIf {
+                ttl_ms: at_ms.saturating_sub(now),
+                condition,
+            },
+            Op::HExpireFieldsAt {
+                fields,
+                at_ms,
+                condition,
+            } => Op::HExpireFields {
+                fields,
+                ttl_ms: at_ms.saturating_sub(now),
+                condition,
+            },
+            Op::HExpireTimeFields { fields } => {
+                let Reply::Integers(codes) =
+                    self.apply_more(key, Op::HTtlFields { fields }, now)?
+                else {
+                    unreachable!("HTtlFields answers Integers")
+                };
+                return Ok(Reply::Integers(
+                    codes
+                        .into_iter()
+                        .map(|code| if code >= 0 { code + now as i64 } else { code })
+                        .collect(),
+                ));
+            }
+            op => op,
+        };
         let entry = self.keys.get_mut(key);
         let codes = |fields: &[Bytes], code: &mut dyn FnMut(&Bytes) -> i64| {
             Reply::Integers(fields.iter().map(code).collect())

@@ -377,10 +377,10 @@ fn sorted_sets_order_by_score_then_member_bytes() {
         .map(|(m, _)| m)
         .collect();
     assert_eq!(order, vec![b("-inf"), b("z"), b("a"), b("b"), b("inf")]);
-    assert_eq!(store.zrank(b"z", b"a", false), Ok(2));
+    assert_eq!(store.zrank(b"z", b"a", false), Ok((2, 2.0)));
     assert_eq!(
         store.zrank(b"z", b"a", true),
-        Ok(5 - 1 - 2),
+        Ok((5 - 1 - 2, 2.0)),
         "zrevrank = card - 1 - zrank"
     );
     assert_eq!(

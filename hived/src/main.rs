@@ -34,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
         node.clone(),
         ServerOptions {
             password: options.requirepass.clone(),
+            maxmemory: options.mem_limit,
             ..ServerOptions::default()
         },
     )

@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::commands::{Conn, Shared, dispatch};
+use crate::commands::{Conn, Shared, Stats, dispatch};
 use crate::resp::{Frame, Limits, parse};
 
 /// Replies are written once this much is queued, even mid-pipeline.
@@ -29,6 +29,9 @@ pub struct ServerOptions {
     pub limits: Limits,
     /// Most bytes a connection may have buffered without completing a command.
     pub max_query_buffer: Option<usize>,
+    /// The node's memory limit in bytes (0: none), as `CONFIG GET maxmemory`
+    /// reports it.
+    pub maxmemory: u64,
 }
 
 /// A bound RESP server.
@@ -49,6 +52,27 @@ impl Server {
     ) -> io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
         let limits = options.limits;
+        let local = listener.local_addr()?;
+        let max_query_buffer = options
+            .max_query_buffer
+            .unwrap_or(limits.max_bulk.saturating_mul(2).max(1 << 20));
+        let settings = vec![
+            ("bind", local.ip().to_string()),
+            ("port", local.port().to_string()),
+            ("databases", "1".to_owned()),
+            ("maxmemory", options.maxmemory.to_string()),
+            // Writes past the limit are refused (OOM), never evicted.
+            ("maxmemory-policy", "noeviction".to_owned()),
+            ("proto-max-bulk-len", limits.max_bulk.to_string()),
+            ("client-query-buffer-limit", max_query_buffer.to_string()),
+            ("timeout", "0".to_owned()),
+            // No keepalive probes are configured, and no protected mode.
+            ("tcp-keepalive", "0".to_owned()),
+            ("protected-mode", "no".to_owned()),
+            // Hive keeps nothing on disk.
+            ("save", String::new()),
+            ("appendonly", "no".to_owned()),
+        ];
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
@@ -56,10 +80,10 @@ impl Server {
                 node,
                 password: options.password,
                 next_client_id: AtomicU64::new(1),
+                stats: Stats::new(local.port()),
+                settings,
             }),
-            max_query_buffer: options
-                .max_query_buffer
-                .unwrap_or(limits.max_bulk.saturating_mul(2).max(1 << 20)),
+            max_query_buffer,
             limits,
         })
     }
@@ -81,7 +105,8 @@ impl Server {
             match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let conn = Conn::new(self.shared.clone());
+                    let local = stream.local_addr().ok();
+                    let conn = Conn::new(self.shared.clone(), Some(peer), local);
                     let (limits, max_buffer, stop) =
                         (self.limits, self.max_query_buffer, stop.clone());
                     connections.spawn(async move {

@@ -2,7 +2,9 @@
 //! it starts (Debian's 7.0) lacks them or answers at random: the hash-field
 //! TTLs of Redis 7.4 (`HEXPIRE`, `HPEXPIRE`, `HTTL`, `HPTTL`, `HPERSIST`, with
 //! the return codes Redis documents), `RENAME` across types, and the shapes
-//! of the random picks.
+//! of the random picks; deadlines read back exactly (`EXPIRETIME`,
+//! `HPEXPIRETIME`), `ZRANK ... WITHSCORE` (7.2) and the introspection
+//! commands clients read (`INFO`, `CONFIG GET`, `CLIENT INFO`, `COMMAND LIST`).
 
 mod support;
 
@@ -239,4 +241,185 @@ fn scan_keys_randomkey_and_flush_cover_the_key_space() {
     assert_eq!(call(&mut client, "DBSIZE"), Value::Int(0));
     assert_eq!(call(&mut client, "RANDOMKEY"), Value::Bulk(None));
     assert_eq!(call(&mut client, "KEYS *"), Value::Array(Some(Vec::new())));
+}
+
+fn now_ms() -> i64 {
+    let elapsed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    i64::try_from(elapsed.as_millis()).expect("fits")
+}
+
+#[test]
+fn deadlines_set_by_expireat_read_back_exactly() {
+    let server = Hived::start();
+    let mut client = server.client();
+    let at_ms = now_ms() + 3_600_000;
+    call(&mut client, "SET k v");
+    assert_eq!(
+        call(&mut client, &format!("PEXPIREAT k {at_ms}")),
+        Value::Int(1)
+    );
+    assert_eq!(call(&mut client, "PEXPIRETIME k"), Value::Int(at_ms));
+    assert_eq!(call(&mut client, "EXPIRETIME k"), Value::Int(at_ms / 1000));
+    call(&mut client, "SET plain v");
+    assert_eq!(call(&mut client, "EXPIRETIME plain"), Value::Int(-1));
+    assert_eq!(call(&mut client, "PEXPIRETIME missing"), Value::Int(-2));
+    // A deadline already past deletes the key.
+    assert_eq!(call(&mut client, "EXPIREAT k 1"), Value::Int(1));
+    assert_eq!(call(&mut client, "EXISTS k"), Value::Int(0));
+
+    // The same for hash fields (Redis 7.4's HEXPIREAT family).
+    call(&mut client, "HSET h a 1 b 2 c 3");
+    let at_s = at_ms / 1000;
+    assert_eq!(
+        call(&mut client, &format!("HEXPIREAT h {at_s} FIELDS 2 a nope")),
+        ints(&[1, -2])
+    );
+    assert_eq!(
+        call(
+            &mut client,
+            &format!("HPEXPIREAT h {at_ms} XX FIELDS 2 b c")
+        ),
+        ints(&[0, 0])
+    );
+    assert_eq!(
+        call(&mut client, &format!("HPEXPIREAT h {at_ms} FIELDS 1 b")),
+        ints(&[1])
+    );
+    assert_eq!(
+        call(&mut client, "HPEXPIRETIME h FIELDS 4 a b c nope"),
+        ints(&[at_s * 1000, at_ms, -1, -2])
+    );
+    assert_eq!(
+        call(&mut client, "HEXPIRETIME h FIELDS 2 a b"),
+        ints(&[at_s, at_ms / 1000])
+    );
+    assert_eq!(
+        call(&mut client, "HEXPIRETIME missing FIELDS 1 a"),
+        ints(&[-2])
+    );
+    // Past: the field is deleted, code 2.
+    assert_eq!(call(&mut client, "HPEXPIREAT h 1 FIELDS 1 c"), ints(&[2]));
+    assert_eq!(call(&mut client, "HEXISTS h c"), Value::Int(0));
+    assert!(matches!(
+        call(&mut client, "HEXPIREAT h -1 FIELDS 1 a"),
+        Value::Error(message) if message.contains("invalid expire time")
+    ));
+}
+
+#[test]
+fn zrank_withscore_answers_rank_and_score() {
+    let server = Hived::start();
+    let mut client = server.client();
+    call(&mut client, "ZADD z 1 a 2.5 b 3 c");
+    assert_eq!(
+        call(&mut client, "ZRANK z b WITHSCORE"),
+        Value::Array(Some(vec![Value::Int(1), Value::bulk("2.5")]))
+    );
+    assert_eq!(
+        call(&mut client, "ZREVRANK z a withscore"),
+        Value::Array(Some(vec![Value::Int(2), Value::bulk("1")]))
+    );
+    assert_eq!(
+        call(&mut client, "ZRANK z nope WITHSCORE"),
+        Value::Array(None)
+    );
+    assert_eq!(call(&mut client, "ZRANK z nope"), Value::Bulk(None));
+    assert!(matches!(
+        call(&mut client, "ZRANK z a SCORES"),
+        Value::Error(_)
+    ));
+}
+
+#[test]
+fn server_introspection_reports_what_clients_read() {
+    let server = Hived::start();
+    let mut client = server.client();
+    let mut other = server.client();
+    call(&mut other, "SET k v");
+    let Value::Bulk(Some(info)) = call(&mut client, "INFO") else {
+        panic!("INFO is a bulk string");
+    };
+    let info = String::from_utf8(info).expect("text");
+    for section in [
+        "# Server",
+        "# Clients",
+        "# Memory",
+        "# Stats",
+        "# Keyspace",
+        "# Cluster",
+    ] {
+        assert!(info.contains(section), "INFO lacks {section}:\n{info}");
+    }
+    assert!(info.contains("redis_version:7.4.0\r\n"));
+    assert!(info.contains(&format!("tcp_port:{}\r\n", server.addr.port())));
+    assert!(info.contains("connected_clients:2\r\n"), "{info}");
+    assert!(info.contains("db0:keys=1,"), "{info}");
+    assert!(info.contains("arch_bits:64\r\n"));
+    let Value::Bulk(Some(clients)) = call(&mut client, "INFO clients") else {
+        panic!("INFO clients is a bulk string");
+    };
+    assert!(!String::from_utf8_lossy(&clients).contains("# Server"));
+
+    // CONFIG GET takes glob patterns and reports only real settings.
+    let Value::Array(Some(pairs)) = call(&mut client, "CONFIG GET max*") else {
+        panic!("CONFIG GET answers pairs");
+    };
+    assert_eq!(
+        pairs,
+        vec![
+            Value::bulk("maxmemory"),
+            Value::bulk("0"),
+            Value::bulk("maxmemory-policy"),
+            Value::bulk("noeviction"),
+        ]
+    );
+    assert_eq!(
+        call(&mut client, "CONFIG GET nothing-like-it"),
+        Value::Array(Some(vec![]))
+    );
+
+    // CLIENT SETINFO is recorded and shown by CLIENT INFO, with the addresses.
+    assert_eq!(
+        call(&mut client, "CLIENT SETINFO lib-name hive-test"),
+        Value::Simple("OK".into())
+    );
+    assert_eq!(
+        call(&mut client, "CLIENT SETINFO lib-ver 1.2"),
+        Value::Simple("OK".into())
+    );
+    assert!(matches!(
+        call(&mut client, "CLIENT SETINFO colour blue"),
+        Value::Error(_)
+    ));
+    let Value::Bulk(Some(me)) = call(&mut client, "CLIENT INFO") else {
+        panic!("CLIENT INFO is a bulk string");
+    };
+    let me = String::from_utf8(me).expect("text");
+    assert!(me.contains("lib-name=hive-test lib-ver=1.2"), "{me}");
+    assert!(me.contains(&format!("laddr={}", server.addr)), "{me}");
+    assert!(me.contains("addr=127.0.0.1:"), "{me}");
+
+    // COMMAND LIST, whole or filtered.
+    let Value::Array(Some(all)) = call(&mut client, "COMMAND LIST") else {
+        panic!("COMMAND LIST is an array");
+    };
+    assert_eq!(
+        Value::Int(all.len() as i64),
+        call(&mut client, "COMMAND COUNT")
+    );
+    let Value::Array(Some(hashes)) = call(&mut client, "COMMAND LIST FILTERBY PATTERN hexpire*")
+    else {
+        panic!("COMMAND LIST FILTERBY is an array");
+    };
+    let mut names: Vec<String> = hashes
+        .into_iter()
+        .map(|name| match name {
+            Value::Bulk(Some(name)) => String::from_utf8(name).expect("text"),
+            other => panic!("a command name, not {other:?}"),
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["hexpire", "hexpireat", "hexpiretime"]);
 }

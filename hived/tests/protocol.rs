@@ -254,6 +254,11 @@ fn config_get_reports_what_benchmark_tools_ask_for() {
     );
     assert_eq!(
         client.call(&["CONFIG", "GET", "maxmemory"]),
+        Value::Array(Some(vec![Value::bulk("maxmemory"), Value::bulk("0")]))
+    );
+    // Settings Hive does not have are not invented.
+    assert_eq!(
+        client.call(&["CONFIG", "GET", "hash-max-listpack-entries"]),
         Value::Array(Some(vec![]))
     );
     assert!(matches!(

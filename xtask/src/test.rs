@@ -1,19 +1,29 @@
 //! `cargo xtask test`: the whole test suite on a fresh machine. Installs what
 //! the compatibility tests compare against when it is missing — `redis-server`
-//! and `redis-cli` (apt, when running as root) and a Python virtualenv with the
-//! `redis` package under `target/` — then runs `cargo test --workspace` with
-//! `HIVE_PYTHON` pointing at that interpreter.
+//! and `redis-cli` (apt, when running as root), a Python virtualenv under
+//! `target/` with the `redis` package and pytest, and redis-py's own test
+//! suite (from its source distribution on PyPI) — then runs
+//! `cargo test --workspace` with `HIVE_PYTHON` naming that interpreter and
+//! `HIVE_REDIS_PY_SUITE` that suite.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
+/// The redis-py release the client tests use; its source distribution's
+/// `tests/` run unmodified against `hived` (`hived/tests/redis_py_suite.rs`).
+const REDIS_PY: &str = "8.1.0";
+const PYTEST: &str = "9.2.0";
+
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     ensure_redis()?;
     let python = ensure_python()?;
+    let suite = ensure_redis_py_suite(&python)?;
     let mut test = crate::cargo();
     test.args(["test", "--workspace"]).args(args);
     test.env("HIVE_PYTHON", &python);
+    test.env("HIVE_REDIS_PY_SUITE", &suite);
     crate::run_command(&mut test)
 }
 
@@ -49,14 +59,15 @@ fn ensure_redis() -> anyhow::Result<()> {
     )
 }
 
-/// Returns a Python interpreter that can `import redis`, creating a virtualenv
-/// under `target/` if needed.
-fn ensure_python() -> anyhow::Result<std::path::PathBuf> {
+/// Returns a Python interpreter with redis-py [`REDIS_PY`] and pytest,
+/// creating a virtualenv under `target/` if needed.
+fn ensure_python() -> anyhow::Result<PathBuf> {
     let venv = crate::workspace_root().join("target/python");
     let python = venv.join("bin/python");
-    let has_redis = |python: &std::path::Path| {
+    let check = format!("import pytest, redis; assert redis.__version__ == '{REDIS_PY}'");
+    let has_redis = |python: &Path| {
         Command::new(python)
-            .args(["-c", "import redis"])
+            .args(["-c", &check])
             .output()
             .is_ok_and(|output| output.status.success())
     };
@@ -76,12 +87,55 @@ fn ensure_python() -> anyhow::Result<std::path::PathBuf> {
         )?;
         create().context("creating a Python virtualenv (python3 -m venv)")?;
     }
-    crate::run_command(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "redis"]))?;
+    crate::run_command(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        &format!("redis=={REDIS_PY}"),
+        &format!("pytest=={PYTEST}"),
+        "packaging",
+    ]))?;
     if !has_redis(&python) {
         bail!(
-            "{} cannot import redis after installing it",
+            "{} cannot import redis {REDIS_PY} and pytest after installing them",
             python.display()
         );
     }
     Ok(python)
+}
+
+/// Returns the directory of redis-py's source distribution (its `tests/`
+/// included), downloading and unpacking it under `target/python` if needed.
+fn ensure_redis_py_suite(python: &Path) -> anyhow::Result<PathBuf> {
+    let base = crate::workspace_root().join("target/python");
+    let suite = base.join(format!("redis-{REDIS_PY}"));
+    if suite.join("tests/conftest.py").exists() {
+        return Ok(suite);
+    }
+    let dist = base.join("dist");
+    crate::run_command(
+        Command::new(python)
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+            ])
+            .arg(format!("redis=={REDIS_PY}"))
+            .arg("-d")
+            .arg(&dist),
+    )?;
+    crate::run_command(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(dist.join(format!("redis-{REDIS_PY}.tar.gz")))
+            .arg("-C")
+            .arg(&base),
+    )?;
+    if !suite.join("tests/conftest.py").exists() {
+        bail!("redis-py {REDIS_PY}'s source distribution has no tests/ directory");
+    }
+    Ok(suite)
 }

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::{Args, Command, Conn, handler, is, table};
+use crate::glob;
 use crate::resp::{Frame, Protocol};
 
 pub(super) static COMMANDS: &[Command] = &[
@@ -85,7 +86,7 @@ pub(super) static COMMANDS: &[Command] = &[
         flags: &["loading", "stale"],
         keys: (0, 0, 0),
         group: "server",
-        summary: "Describes the commands: COMMAND, COMMAND COUNT, COMMAND INFO, COMMAND DOCS.",
+        summary: "Describes the commands: COMMAND, COMMAND COUNT, COMMAND INFO, COMMAND DOCS, COMMAND LIST.",
         run: handler!(command),
     },
     Command {
@@ -94,7 +95,7 @@ pub(super) static COMMANDS: &[Command] = &[
         flags: &[],
         keys: (0, 0, 0),
         group: "server",
-        summary: "CONFIG GET: read-only; reports `save` and `appendonly` (Hive keeps nothing on disk).",
+        summary: "CONFIG GET: read-only; reports the listen address, limits and memory policy.",
         run: handler!(config),
     },
     Command {
@@ -254,8 +255,35 @@ async fn client(conn: &mut Conn, args: Args) -> Frame {
         } else {
             2
         };
-        Frame::bulk(format!("id={} name={name} db=0 resp={resp}\n", conn.id))
+        let addr =
+            |addr: Option<std::net::SocketAddr>| addr.map(|a| a.to_string()).unwrap_or_default();
+        Frame::bulk(format!(
+            "id={} addr={} laddr={} name={name} db=0 resp={resp} lib-name={} lib-ver={}\n",
+            conn.id,
+            addr(conn.peer),
+            addr(conn.local),
+            conn.lib_name,
+            conn.lib_ver,
+        ))
     } else if is(sub, "setinfo") && args.len() == 4 {
+        let value = &args[3];
+        if value.iter().any(|byte| *byte <= b' ' || *byte > b'~') {
+            return Frame::err(format!(
+                "{} cannot contain spaces, newlines or special characters.",
+                String::from_utf8_lossy(&args[2])
+            ));
+        }
+        let value = String::from_utf8_lossy(value).into_owned();
+        if is(&args[2], "lib-name") {
+            conn.lib_name = value;
+        } else if is(&args[2], "lib-ver") {
+            conn.lib_ver = value;
+        } else {
+            return Frame::err(format!(
+                "Unrecognized option '{}'",
+                String::from_utf8_lossy(&args[2])
+            ));
+        }
         Frame::OK
     } else {
         Frame::err(format!(
@@ -281,6 +309,8 @@ async fn command(_: &mut Conn, args: Args) -> Frame {
                 .map(|found| found.map_or(Frame::NullArray, info))
                 .collect(),
         )
+    } else if is(sub, "list") {
+        command_list(&args[2..])
     } else if is(sub, "docs") {
         let commands: Vec<_> = if args.len() == 2 {
             table().collect()
@@ -299,6 +329,21 @@ async fn command(_: &mut Conn, args: Args) -> Frame {
             String::from_utf8_lossy(sub)
         ))
     }
+}
+
+/// `COMMAND LIST [FILTERBY MODULE name | PATTERN pattern]`.
+fn command_list(filter: &[Bytes]) -> Frame {
+    let names = table().map(|command| command.name);
+    let names: Vec<&str> = match filter {
+        [] => names.collect(),
+        [by, kind, pattern] if is(by, "filterby") && is(kind, "pattern") => names
+            .filter(|name| glob::matches(&pattern.to_ascii_lowercase(), name.as_bytes()))
+            .collect(),
+        // Hive loads no modules.
+        [by, kind, _] if is(by, "filterby") && is(kind, "module") => Vec::new(),
+        _ => return Frame::err("syntax error"),
+    };
+    Frame::Array(names.into_iter().map(Frame::bulk).collect())
 }
 
 /// A command's `COMMAND INFO` entry, in Redis 7's shape.
@@ -346,16 +391,18 @@ fn docs(command: &Command) -> Frame {
     ])
 }
 
-async fn config(_: &mut Conn, args: Args) -> Frame {
+async fn config(conn: &mut Conn, args: Args) -> Frame {
     if is(&args[1], "get") && args.len() >= 3 {
-        // Only what clients ask for at start-up (redis-benchmark reads `save`
-        // and `appendonly`): Hive keeps nothing on disk.
-        let settings = [("save", ""), ("appendonly", "no")];
         Frame::Map(
-            settings
+            conn.shared
+                .settings
                 .iter()
-                .filter(|(name, _)| args[2..].iter().any(|pattern| is(pattern, name)))
-                .map(|(name, value)| (Frame::bulk(*name), Frame::bulk(*value)))
+                .filter(|(name, _)| {
+                    args[2..].iter().any(|pattern| {
+                        glob::matches(&pattern.to_ascii_lowercase(), name.as_bytes())
+                    })
+                })
+                .map(|(name, value)| (Frame::bulk(*name), Frame::bulk(value.clone())))
                 .collect(),
         )
     } else {

@@ -176,6 +176,42 @@ pub(super) static COMMANDS: &[Command] = &[
         run: handler!(hexpire),
     },
     Command {
+        name: "hexpireat",
+        arity: -6,
+        flags: &["write", "fast"],
+        keys: (1, 1, 1),
+        group: "hash",
+        summary: "Sets hash fields' expiry to a Unix time in seconds (NX, XX, GT, LT).",
+        run: handler!(hexpire),
+    },
+    Command {
+        name: "hpexpireat",
+        arity: -6,
+        flags: &["write", "fast"],
+        keys: (1, 1, 1),
+        group: "hash",
+        summary: "Sets hash fields' expiry to a Unix time in ms (NX, XX, GT, LT).",
+        run: handler!(hexpire),
+    },
+    Command {
+        name: "hexpiretime",
+        arity: -5,
+        flags: &["readonly", "fast"],
+        keys: (1, 1, 1),
+        group: "hash",
+        summary: "Returns hash fields' expiry as a Unix time in seconds (-1 none, -2 no field).",
+        run: handler!(httl),
+    },
+    Command {
+        name: "hpexpiretime",
+        arity: -5,
+        flags: &["readonly", "fast"],
+        keys: (1, 1, 1),
+        group: "hash",
+        summary: "Returns hash fields' expiry as a Unix time in ms (-1 none, -2 no field).",
+        run: handler!(httl),
+    },
+    Command {
         name: "httl",
         arity: -5,
         flags: &["readonly", "fast"],
@@ -490,10 +526,12 @@ fn codes(outcome: Result<Reply, Error>, fields: usize, map: impl Fn(i64) -> i64)
     }
 }
 
-/// `HEXPIRE`/`HPEXPIRE key time [NX | XX | GT | LT] FIELDS numfields field ...`.
+/// `HEXPIRE`/`HPEXPIRE key time [NX | XX | GT | LT] FIELDS numfields field ...`,
+/// and `HEXPIREAT`/`HPEXPIREAT` with a Unix time instead.
 async fn hexpire(conn: &mut Conn, args: Args) -> Frame {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-    let unit_ms = if name == "hexpire" { 1000 } else { 1 };
+    let unit_ms = if name.starts_with("hp") { 1 } else { 1000 };
+    let absolute = name.ends_with("at");
     let amount = match int_arg(&args[2]) {
         Ok(amount) => amount,
         Err(refusal) => return refusal,
@@ -513,17 +551,26 @@ async fn hexpire(conn: &mut Conn, args: Args) -> Frame {
         Err(refusal) => return refusal,
     };
     let invalid = || Frame::err(format!("invalid expire time in '{name}' command"));
-    let Some(ttl_ms) = amount
+    let Some(ms) = amount
         .checked_mul(unit_ms)
         .and_then(|ms| u64::try_from(ms).ok())
     else {
         return invalid();
     };
     let count = fields.len();
-    let op = Op::HExpireFields {
-        fields,
-        ttl_ms,
-        condition: condition.unwrap_or(ExpireCondition::Always),
+    let condition = condition.unwrap_or(ExpireCondition::Always);
+    let op = if absolute {
+        Op::HExpireFieldsAt {
+            fields,
+            at_ms: ms,
+            condition,
+        }
+    } else {
+        Op::HExpireFields {
+            fields,
+            ttl_ms: ms,
+            condition,
+        }
     };
     match conn.run(&args[1], op).await {
         Err(Error::InvalidArgument(_)) => invalid(),
@@ -532,14 +579,23 @@ async fn hexpire(conn: &mut Conn, args: Args) -> Frame {
 }
 
 /// `HTTL`/`HPTTL key FIELDS numfields field ...`; seconds round up, so a
-/// field with time left never reads 0.
+/// field with time left never reads 0. `HEXPIRETIME`/`HPEXPIRETIME` report
+/// the deadline as a Unix time instead (seconds round down).
 async fn httl(conn: &mut Conn, args: Args) -> Frame {
-    let in_seconds = args[0].eq_ignore_ascii_case(b"httl");
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    let in_seconds = !name.starts_with("hp");
     let fields = match fields(&args, 2) {
         Ok(fields) => fields,
         Err(refusal) => return refusal,
     };
     let count = fields.len();
+    if name.ends_with("expiretime") {
+        let outcome = conn.run(&args[1], Op::HExpireTimeFields { fields }).await;
+        return codes(outcome, count, |code| match code {
+            ms if ms >= 0 && in_seconds => ms / 1000,
+            code => code,
+        });
+    }
     let outcome = conn.run(&args[1], Op::HTtlFields { fields }).await;
     codes(outcome, count, |code| match code {
         ms if ms >= 0 && in_seconds => (ms + 999) / 1000,

@@ -10,7 +10,7 @@ use hive::Error;
 use hive::raw::{ExpireCondition, Kind, Op, Reply};
 
 use super::scan::{Extra, Scan};
-use super::{Args, Command, Conn, error_frame, handler, int_arg, is, now_ms, scan};
+use super::{Args, Command, Conn, error_frame, handler, int_arg, is, scan};
 use crate::resp::Frame;
 
 pub(super) static COMMANDS: &[Command] = &[
@@ -94,6 +94,24 @@ pub(super) static COMMANDS: &[Command] = &[
         group: "generic",
         summary: "Returns a key's remaining time to live in seconds (-1 none, -2 no key).",
         run: handler!(ttl),
+    },
+    Command {
+        name: "expiretime",
+        arity: 2,
+        flags: &["readonly", "fast"],
+        keys: (1, 1, 1),
+        group: "generic",
+        summary: "Returns a key's expiry as a Unix time in seconds (-1 none, -2 no key).",
+        run: handler!(expire_time),
+    },
+    Command {
+        name: "pexpiretime",
+        arity: 2,
+        flags: &["readonly", "fast"],
+        keys: (1, 1, 1),
+        group: "generic",
+        summary: "Returns a key's expiry as a Unix time in ms (-1 none, -2 no key).",
+        run: handler!(expire_time),
     },
     Command {
         name: "pttl",
@@ -265,23 +283,23 @@ async fn expire(conn: &mut Conn, args: Args) -> Frame {
         Ok(amount) => amount,
         Err(refusal) => return refusal,
     };
-    let ttl_ms = match name.as_str() {
-        "expire" => amount.checked_mul(1000),
-        "pexpire" => Some(amount),
-        "expireat" => amount
-            .checked_mul(1000)
-            .map(|at| at.saturating_sub(now_ms())),
-        _ => Some(amount.saturating_sub(now_ms())),
-    };
-    let Some(ttl_ms) = ttl_ms else {
+    let Some(ms) = amount.checked_mul(if name.starts_with('p') { 1 } else { 1000 }) else {
         return invalid();
     };
-    // Past deadlines become a TTL of 0: deleted at once.
-    let ttl_ms = u64::try_from(ttl_ms).unwrap_or(0);
-    let op = match condition {
-        Some(condition) => Op::ExpireIf { ttl_ms, condition },
-        None if ttl_ms > 0 => Op::Expire { ttl_ms },
-        None => Op::Del,
+    // Past times become a TTL of 0: deleted at once.
+    let ms = u64::try_from(ms).unwrap_or(0);
+    let op = match (name.ends_with("at"), condition) {
+        // The store measures a deadline against its own clock: kept exactly.
+        (true, condition) => Op::ExpireIfAt {
+            at_ms: ms,
+            condition: condition.unwrap_or(ExpireCondition::Always),
+        },
+        (false, Some(condition)) => Op::ExpireIf {
+            ttl_ms: ms,
+            condition,
+        },
+        (false, None) if ms > 0 => Op::Expire { ttl_ms: ms },
+        (false, None) => Op::Del,
     };
     match conn.run(&args[1], op).await {
         Ok(Reply::Unit | Reply::Bool(true)) => Frame::Integer(1),
@@ -298,6 +316,18 @@ async fn ttl(conn: &mut Conn, args: Args) -> Frame {
         // Rounded to the nearest second, as Redis does.
         Ok(Reply::Ttl(Some(ms))) if in_seconds => Frame::count(ms.saturating_add(500) / 1000),
         Ok(Reply::Ttl(Some(ms))) => Frame::count(ms),
+        Ok(other) => unexpected(&other),
+        Err(Error::NotFound) => Frame::Integer(-2),
+        Err(err) => error_frame(&err),
+    }
+}
+
+async fn expire_time(conn: &mut Conn, args: Args) -> Frame {
+    let in_seconds = args[0].eq_ignore_ascii_case(b"expiretime");
+    match conn.run(&args[1], Op::ExpireTime).await {
+        Ok(Reply::Ttl(None)) => Frame::Integer(-1),
+        Ok(Reply::Ttl(Some(at_ms))) if in_seconds => Frame::count(at_ms / 1000),
+        Ok(Reply::Ttl(Some(at_ms))) => Frame::count(at_ms),
         Ok(other) => unexpected(&other),
         Err(Error::NotFound) => Frame::Integer(-2),
         Err(err) => error_frame(&err),

@@ -13,8 +13,10 @@ mod strings;
 mod zsets;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hive::raw::{Op, Reply};
@@ -71,7 +73,34 @@ pub(crate) struct Shared {
     pub cache: Cache,
     /// `requirepass`: connections must `AUTH` first when set.
     pub password: Option<String>,
-    pub next_client_id: std::sync::atomic::AtomicU64,
+    pub next_client_id: AtomicU64,
+    /// Counters `INFO` reports.
+    pub stats: Stats,
+    /// What `CONFIG GET` reports: name and value, every one true of this server.
+    pub settings: Vec<(&'static str, String)>,
+}
+
+/// Server-wide counters for `INFO`'s clients and stats sections.
+#[derive(Debug)]
+pub(crate) struct Stats {
+    pub started: Instant,
+    /// The port clients connect to (`INFO`'s `tcp_port`).
+    pub port: u16,
+    pub connected_clients: AtomicU64,
+    pub connections_received: AtomicU64,
+    pub commands_processed: AtomicU64,
+}
+
+impl Stats {
+    pub(crate) fn new(port: u16) -> Stats {
+        Stats {
+            started: Instant::now(),
+            port,
+            connected_clients: AtomicU64::new(0),
+            connections_received: AtomicU64::new(0),
+            commands_processed: AtomicU64::new(0),
+        }
+    }
 }
 
 /// One client connection's state.
@@ -82,21 +111,41 @@ pub(crate) struct Conn {
     pub authenticated: bool,
     pub id: u64,
     pub name: Option<Bytes>,
+    /// What `CLIENT SETINFO` recorded: the client library and its version.
+    pub lib_name: String,
+    pub lib_ver: String,
+    /// The client's address and the address it connected to.
+    pub peer: Option<SocketAddr>,
+    pub local: Option<SocketAddr>,
     /// Set by `QUIT`: close once the reply is written.
     pub closing: bool,
 }
 
 impl Conn {
-    pub(crate) fn new(shared: Arc<Shared>) -> Conn {
-        let id = shared
-            .next_client_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        peer: Option<SocketAddr>,
+        local: Option<SocketAddr>,
+    ) -> Conn {
+        let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+        shared
+            .stats
+            .connected_clients
+            .fetch_add(1, Ordering::Relaxed);
+        shared
+            .stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
         Conn {
             authenticated: shared.password.is_none(),
             shared,
             protocol: Protocol::Resp2,
             id,
             name: None,
+            lib_name: String::new(),
+            lib_ver: String::new(),
+            peer,
+            local,
             closing: false,
         }
     }
@@ -104,6 +153,15 @@ impl Conn {
     /// Runs `op` on `key` as given (no namespace).
     pub(crate) async fn run(&self, key: &[u8], op: Op) -> Result<Reply, Error> {
         self.shared.cache.execute_raw(key, op).await
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.shared
+            .stats
+            .connected_clients
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -173,8 +231,12 @@ pub(crate) async fn dispatch(conn: &mut Conn, args: Args) -> Frame {
             command.name
         ));
     }
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let reply = (command.run)(conn, args).await;
+    conn.shared
+        .stats
+        .commands_processed
+        .fetch_add(1, Ordering::Relaxed);
     crate::metrics::record(command.name, &reply, started.elapsed());
     reply
 }

@@ -1,10 +1,16 @@
 //! Server commands: `HIVE.STATUS` (members, states, ring shares, rebalance
 //! progress), `HIVE.OWNERS`, `DBSIZE` and `INFO`.
 
+use std::sync::atomic::Ordering;
+
 use hive::{ClusterStatus, MemberState};
 
 use super::{Args, Command, Conn, handler};
 use crate::resp::Frame;
+
+/// The Redis version whose command semantics `hived` follows, as `INFO`
+/// reports it: clients read it to decide which commands and options to use.
+const REDIS_VERSION: &str = "7.4.0";
 
 pub(super) static COMMANDS: &[Command] = &[
     Command {
@@ -40,7 +46,7 @@ pub(super) static COMMANDS: &[Command] = &[
         flags: &["stale"],
         keys: (0, 0, 0),
         group: "server",
-        summary: "Returns server, memory, keyspace and cluster information.",
+        summary: "Returns server, clients, memory, stats, keyspace and cluster information.",
         run: handler!(info),
     },
 ];
@@ -115,13 +121,28 @@ async fn info(conn: &mut Conn, args: Args) -> Frame {
                     || arg.eq_ignore_ascii_case(b"everything")
             })
     };
+    let stats = &conn.shared.stats;
+    let uptime = stats.started.elapsed().as_secs();
     let mut out = String::new();
     if wanted("server") {
         out.push_str(&format!(
-            "# Server\r\nredis_version:7.0.0\r\nhive_version:{}\r\nrun_id:{}\r\nprocess_id:{}\r\n\r\n",
+            "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_mode:standalone\r\n\
+             hive_version:{}\r\nos:{} {}\r\narch_bits:{}\r\nprocess_id:{}\r\nrun_id:{}\r\n\
+             tcp_port:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n\r\n",
             env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            usize::BITS,
+            std::process::id(),
             status.node_id,
-            std::process::id()
+            stats.port,
+            uptime / 86_400,
+        ));
+    }
+    if wanted("clients") {
+        out.push_str(&format!(
+            "# Clients\r\nconnected_clients:{}\r\n\r\n",
+            stats.connected_clients.load(Ordering::Relaxed)
         ));
     }
     if wanted("memory") {
@@ -130,11 +151,21 @@ async fn info(conn: &mut Conn, args: Args) -> Frame {
             status.memory_bytes
         ));
     }
-    if wanted("keyspace") && status.keys > 0 {
+    if wanted("stats") {
         out.push_str(&format!(
-            "# Keyspace\r\ndb0:keys={},expires=0,avg_ttl=0\r\n\r\n",
-            status.keys
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
+             hive_peer_rpc_errors:{}\r\n\r\n",
+            stats.connections_received.load(Ordering::Relaxed),
+            stats.commands_processed.load(Ordering::Relaxed),
+            status.peer_rpc_errors,
         ));
+    }
+    if wanted("keyspace") {
+        out.push_str("# Keyspace\r\n");
+        if status.keys > 0 {
+            out.push_str(&format!("db0:keys={},expires=0,avg_ttl=0\r\n", status.keys));
+        }
+        out.push_str("\r\n");
     }
     if wanted("cluster") {
         out.push_str(&cluster_section(&status));

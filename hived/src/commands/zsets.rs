@@ -63,7 +63,7 @@ pub(super) static COMMANDS: &[Command] = &[
     },
     Command {
         name: "zrank",
-        arity: 3,
+        arity: -3,
         flags: &["readonly", "fast"],
         keys: (1, 1, 1),
         group: "sorted-set",
@@ -72,7 +72,7 @@ pub(super) static COMMANDS: &[Command] = &[
     },
     Command {
         name: "zrevrank",
-        arity: 3,
+        arity: -3,
         flags: &["readonly", "fast"],
         keys: (1, 1, 1),
         group: "sorted-set",
@@ -318,15 +318,22 @@ async fn zmscore(conn: &mut Conn, mut args: Args) -> Frame {
     }
 }
 
+/// `ZRANK`/`ZREVRANK key member [WITHSCORE]`.
 async fn zrank(conn: &mut Conn, args: Args) -> Frame {
     let rev = args[0].eq_ignore_ascii_case(b"zrevrank");
-    let op = Op::ZRank {
-        member: args[2].clone(),
-        rev,
+    let member = args[2].clone();
+    let op = match &args[3..] {
+        [] => Op::ZRank { member, rev },
+        [flag] if is(flag, "withscore") => Op::ZRankWithScore { member, rev },
+        _ => return Frame::err("syntax error"),
     };
     match conn.run(&args[1], op).await {
         Ok(Reply::Count(rank)) => Frame::count(rank),
+        Ok(Reply::Ranked { rank, score }) => {
+            Frame::Array(vec![Frame::count(rank), Frame::Double(score)])
+        }
         Ok(other) => unexpected(&other),
+        Err(Error::NotFound) if args.len() == 4 => Frame::NullArray,
         Err(Error::NotFound) => Frame::Null,
         Err(err) => error_frame(&err),
     }
