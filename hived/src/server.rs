@@ -14,11 +14,19 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::commands::{Conn, Shared, Stats, dispatch};
+use futures::future::join_all;
+
+use crate::commands::{Args, Conn, Connected, Shared, Stats, dispatch, single_key};
 use crate::resp::{Frame, Limits, parse};
 
 /// Replies are written once this much is queued, even mid-pipeline.
 const FLUSH_AT: usize = 64 << 10;
+
+/// Most commands parsed off a connection's buffer before they run.
+const MAX_PIPELINE: usize = 1024;
+
+/// Most commands of one pipeline running at once.
+const MAX_GROUP: usize = 64;
 
 /// What a server needs besides the cache.
 #[derive(Debug, Clone, Default)]
@@ -137,30 +145,36 @@ async fn serve(
     max_buffer: usize,
     stop: CancellationToken,
 ) -> io::Result<()> {
+    let _connected = Connected::new(conn.shared.clone());
     let mut input = BytesMut::with_capacity(16 << 10);
     let mut output = BytesMut::with_capacity(16 << 10);
     loop {
-        loop {
+        let mut pipeline = Vec::new();
+        let mut broken = None;
+        while pipeline.len() < MAX_PIPELINE {
             match parse(&mut input, &limits) {
                 Ok(Some(args)) if args.is_empty() => {}
-                Ok(Some(args)) => {
-                    let reply = dispatch(&mut conn, args).await;
-                    reply.write(&mut output, conn.protocol);
-                    if conn.closing {
-                        return stream.write_all(&output).await;
-                    }
-                    if output.len() >= FLUSH_AT {
-                        stream.write_all(&output).await?;
-                        output.clear();
-                    }
-                }
+                Ok(Some(args)) => pipeline.push(args),
                 Ok(None) => break,
                 Err(err) => {
-                    Frame::err(&err).write(&mut output, conn.protocol);
-                    stream.write_all(&output).await?;
-                    return Ok(());
+                    broken = Some(err);
+                    break;
                 }
             }
+        }
+        let full = pipeline.len() == MAX_PIPELINE;
+        run_pipeline(&mut conn, pipeline, &mut stream, &mut output).await?;
+        if conn.closing {
+            return stream.write_all(&output).await;
+        }
+        if let Some(err) = broken {
+            Frame::err(&err).write(&mut output, conn.protocol);
+            stream.write_all(&output).await?;
+            return Ok(());
+        }
+        if full {
+            // More complete commands may be buffered: run them before reading.
+            continue;
         }
         if input.len() > max_buffer {
             Frame::err("Protocol error: query buffer limit exceeded")
@@ -183,4 +197,55 @@ async fn serve(
             return Ok(());
         }
     }
+}
+
+/// Runs the commands of one pipeline, queueing their replies in order.
+///
+/// Consecutive single-key commands on distinct keys run concurrently: in a
+/// cluster each may wait on a different node, and a pipeline should cost one
+/// round trip, not one per command. A command on a key the running group
+/// already has, and every other command (several keys, connection state),
+/// waits for the group to finish, so commands on one key run in the order
+/// sent. Stops after `QUIT`.
+async fn run_pipeline(
+    conn: &mut Conn,
+    pipeline: Vec<Args>,
+    stream: &mut TcpStream,
+    output: &mut BytesMut,
+) -> io::Result<()> {
+    let mut commands = pipeline.into_iter().peekable();
+    while let Some(first) = commands.next() {
+        let mut group = Vec::new();
+        if single_key(conn, &first).is_some() {
+            while let Some(key) = commands.peek().and_then(|next| single_key(conn, next)) {
+                let taken = std::iter::once(&first)
+                    .chain(&group)
+                    .any(|args: &Args| args[1] == *key);
+                if taken || group.len() + 1 == MAX_GROUP {
+                    break;
+                }
+                group.extend(commands.next());
+            }
+        }
+        if group.is_empty() {
+            dispatch(conn, first).await.write(output, conn.protocol);
+            if conn.closing {
+                return Ok(());
+            }
+        } else {
+            group.insert(0, first);
+            let running = group.into_iter().map(|args| {
+                let mut alone = conn.for_key_command();
+                async move { dispatch(&mut alone, args).await }
+            });
+            for reply in join_all(running).await {
+                reply.write(output, conn.protocol);
+            }
+        }
+        if output.len() >= FLUSH_AT {
+            stream.write_all(output).await?;
+            output.clear();
+        }
+    }
+    Ok(())
 }

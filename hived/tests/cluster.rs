@@ -7,7 +7,7 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Client, Value, free_port, python_client_smoke};
+use support::{Client, Value, encode, free_port, python_client_smoke};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -194,6 +194,36 @@ fn a_three_process_cluster_serves_every_key_everywhere_and_survives_kill_and_sto
         panic!("KEYS answers an array");
     };
     assert_eq!(listed.len(), 300);
+    // A pipeline through one node: commands on distinct keys run at once,
+    // commands on one key in the order sent, replies in order.
+    let mut pipelined = third.client();
+    let mut pipeline = Vec::new();
+    for i in 0..200 {
+        let (key, value) = (format!("p-{i}"), i.to_string());
+        pipeline.extend(encode(&[b"SET", key.as_bytes(), value.as_bytes()]));
+        pipeline.extend(encode(&[b"GET", key.as_bytes()]));
+        pipeline.extend(encode(&[b"INCR", b"p-counter"]));
+        pipeline.extend(encode(&[b"RPUSH", b"p-log", value.as_bytes()]));
+        if i % 50 == 0 {
+            pipeline.extend(encode(&[b"PING"]));
+        }
+    }
+    pipelined.send_raw(&pipeline).expect("sent");
+    for i in 0..200 {
+        let value = i.to_string();
+        assert_eq!(pipelined.read().unwrap(), Value::Simple("OK".into()));
+        assert_eq!(pipelined.read().unwrap(), Value::bulk(&value));
+        assert_eq!(pipelined.read().unwrap(), Value::Int(i + 1));
+        assert_eq!(pipelined.read().unwrap(), Value::Int(i + 1));
+        if i % 50 == 0 {
+            assert_eq!(pipelined.read().unwrap(), Value::Simple("PONG".into()));
+        }
+    }
+    let Value::Array(Some(log)) = read(&first, &["LRANGE", "p-log", "0", "-1"]) else {
+        panic!("LRANGE answers an array");
+    };
+    let expected: Vec<Value> = (0..200).map(|i| Value::bulk(&i.to_string())).collect();
+    assert_eq!(log, expected);
     // A real client library against one node of the cluster.
     python_client_smoke(third.resp, "py-cluster");
     for node in [&first, &second, &third] {

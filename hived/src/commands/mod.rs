@@ -128,14 +128,6 @@ impl Conn {
         local: Option<SocketAddr>,
     ) -> Conn {
         let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
-        shared
-            .stats
-            .connected_clients
-            .fetch_add(1, Ordering::Relaxed);
-        shared
-            .stats
-            .connections_received
-            .fetch_add(1, Ordering::Relaxed);
         Conn {
             authenticated: shared.password.is_none(),
             shared,
@@ -154,11 +146,43 @@ impl Conn {
     pub(crate) async fn run(&self, key: &[u8], op: Op) -> Result<Reply, Error> {
         self.shared.cache.execute_raw(key, op).await
     }
+
+    /// A copy to run one single-key command on while the connection runs
+    /// others (see [`single_key`]): the same server, protocol and
+    /// authentication. The connection's own state (name, library) is left
+    /// out: single-key commands neither read nor change it.
+    pub(crate) fn for_key_command(&self) -> Conn {
+        Conn {
+            shared: self.shared.clone(),
+            protocol: self.protocol,
+            authenticated: self.authenticated,
+            id: self.id,
+            name: None,
+            lib_name: String::new(),
+            lib_ver: String::new(),
+            peer: self.peer,
+            local: self.local,
+            closing: false,
+        }
+    }
 }
 
-impl Drop for Conn {
+/// Counts a client in `INFO`'s `connected_clients` while it lives.
+#[derive(Debug)]
+pub(crate) struct Connected(Arc<Shared>);
+
+impl Connected {
+    pub(crate) fn new(shared: Arc<Shared>) -> Connected {
+        let stats = &shared.stats;
+        stats.connected_clients.fetch_add(1, Ordering::Relaxed);
+        stats.connections_received.fetch_add(1, Ordering::Relaxed);
+        Connected(shared)
+    }
+}
+
+impl Drop for Connected {
     fn drop(&mut self) {
-        self.shared
+        self.0
             .stats
             .connected_clients
             .fetch_sub(1, Ordering::Relaxed);
@@ -198,6 +222,16 @@ pub(crate) fn lookup(name: &[u8]) -> Option<&'static Command> {
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
     BY_NAME.get(std::str::from_utf8(lower).ok()?).copied()
+}
+
+/// Returns the key of a command that touches that one key and nothing else
+/// (no connection state, no other key), so it may run concurrently with
+/// commands on other keys; `None` for every other command.
+pub(crate) fn single_key<'a>(conn: &Conn, args: &'a Args) -> Option<&'a Bytes> {
+    let command = lookup(args.first()?)?;
+    (conn.authenticated && command.keys == (1, 1, 1))
+        .then(|| args.get(1))
+        .flatten()
 }
 
 /// Runs one command: lookup, arity, authentication, then its handler.
