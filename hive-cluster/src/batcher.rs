@@ -1,11 +1,11 @@
-//! Coalesces the operations this node forwards to one peer into batched
-//! `Execute` RPCs (spec: performance.md P5): callers queue their operation; one
-//! task per peer takes whatever has queued up — at most [`MAX_BATCH`] — into
-//! one request, keeping up to [`MAX_IN_FLIGHT`] requests outstanding. When a
-//! peer has nothing in flight, the caller sends its operation itself, sparing
-//! the hand-over to the queue task and back, so batching adds no latency;
-//! under load, operations that arrive while requests are in flight share the
-//! next request.
+//! Coalesces what this node sends one peer into batched RPCs: the operations
+//! it forwards (`Execute`, spec: performance.md P5) and the entries it
+//! replicates (`Replicate`). Callers queue their item; one task per peer
+//! takes whatever has queued up — at most [`MAX_BATCH`] — into one request,
+//! keeping up to [`MAX_IN_FLIGHT`] requests outstanding. When a peer has
+//! nothing in flight, the caller sends its item itself, sparing the hand-over
+//! to the queue task and back, so batching adds no latency; under load, items
+//! that arrive while requests are in flight share the next request.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,7 +16,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use hive_transport::{
-    ExecuteRequest, Operation, OperationResult, PeerClient, RemoteError, TransportError,
+    Entry, EntryResult, ExecuteRequest, Operation, OperationResult, PeerClient, RemoteError,
+    ReplicateRequest, TransportError,
 };
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
@@ -52,17 +53,96 @@ impl From<TransportError> for BatchError {
     }
 }
 
-/// One queued operation and where its result goes.
-struct Queued {
-    operation: Operation,
-    reply: oneshot::Sender<Result<OperationResult, BatchError>>,
+/// One kind of batched RPC: what callers queue, what each gets back, and the
+/// request that carries a batch.
+pub(crate) trait Rpc<C: PeerClient>: Send + Sync + 'static {
+    /// What one caller sends.
+    type Item: Send + 'static;
+    /// What one caller gets back.
+    type Outcome: Send + 'static;
+
+    /// Sends `items` to `peer` in one request; one outcome per item, in order.
+    fn call(
+        client: &C,
+        peer: SocketAddr,
+        from_node: String,
+        items: Vec<Self::Item>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Vec<Self::Outcome>, TransportError>> + Send;
+}
+
+/// Client operations forwarded to their key's primary.
+#[derive(Debug)]
+pub(crate) struct Forward;
+
+impl<C: PeerClient> Rpc<C> for Forward {
+    type Item = Operation;
+    type Outcome = OperationResult;
+
+    async fn call(
+        client: &C,
+        peer: SocketAddr,
+        from_node: String,
+        ops: Vec<Operation>,
+        timeout: Duration,
+    ) -> Result<Vec<OperationResult>, TransportError> {
+        let request = ExecuteRequest {
+            from_node,
+            view: 0,
+            ops,
+        };
+        Ok(client.execute(peer, request, timeout).await?.results)
+    }
+}
+
+/// Entries a primary replicates to the key's other owners, each with the view
+/// (epoch) it computed the owners in; a request carries the newest.
+#[derive(Debug)]
+pub(crate) struct Replicate;
+
+impl<C: PeerClient> Rpc<C> for Replicate {
+    type Item = (u64, Entry);
+    type Outcome = EntryResult;
+
+    async fn call(
+        client: &C,
+        peer: SocketAddr,
+        from_node: String,
+        items: Vec<(u64, Entry)>,
+        timeout: Duration,
+    ) -> Result<Vec<EntryResult>, TransportError> {
+        let view = items.iter().map(|(view, _)| *view).max().unwrap_or(0);
+        let request = ReplicateRequest {
+            from_node,
+            view,
+            entries: items.into_iter().map(|(_, entry)| entry).collect(),
+        };
+        Ok(client.replicate(peer, request, timeout).await?.results)
+    }
+}
+
+/// One queued item and where its outcome goes.
+struct Queued<I, O> {
+    item: I,
+    reply: oneshot::Sender<Result<O, BatchError>>,
 }
 
 /// One peer's queue, and how many requests to it are in flight.
-#[derive(Debug, Clone)]
-struct PeerQueue {
-    sender: mpsc::Sender<Queued>,
+struct PeerQueue<I, O> {
+    sender: mpsc::Sender<Queued<I, O>>,
     busy: Arc<AtomicUsize>,
+}
+
+/// The queue of one peer for RPC kind `R`.
+type QueueOf<C, R> = PeerQueue<<R as Rpc<C>>::Item, <R as Rpc<C>>::Outcome>;
+
+impl<I, O> Clone for PeerQueue<I, O> {
+    fn clone(&self) -> Self {
+        Self {
+            sender: self.sender.clone(),
+            busy: self.busy.clone(),
+        }
+    }
 }
 
 /// Marks one direct request to a peer as in flight while it lives.
@@ -74,18 +154,26 @@ impl Drop for Busy<'_> {
     }
 }
 
-/// The per-peer queues and the tasks that drain them.
-#[derive(Debug)]
-pub(crate) struct Batchers<C> {
+/// The per-peer queues of one kind of RPC and the tasks that drain them.
+pub(crate) struct Batchers<C: PeerClient, R: Rpc<C>> {
     client: C,
     from_node: String,
     timeout: Duration,
-    queues: Mutex<HashMap<SocketAddr, PeerQueue>>,
+    queues: Mutex<HashMap<SocketAddr, QueueOf<C, R>>>,
     tasks: TaskTracker,
     stop: CancellationToken,
 }
 
-impl<C: PeerClient> Batchers<C> {
+impl<C: PeerClient, R: Rpc<C>> std::fmt::Debug for Batchers<C, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batchers")
+            .field("from_node", &self.from_node)
+            .field("peers", &self.queues.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: PeerClient, R: Rpc<C>> Batchers<C, R> {
     pub(crate) fn new(client: C, from_node: String, timeout: Duration) -> Self {
         Self {
             client,
@@ -97,13 +185,13 @@ impl<C: PeerClient> Batchers<C> {
         }
     }
 
-    /// Sends `operation` to `peer` (directly if the peer is idle, else in the
-    /// next batch) and returns its result.
+    /// Sends `item` to `peer` (directly if the peer is idle, else in the
+    /// next batch) and returns its outcome.
     pub(crate) async fn execute(
         &self,
         peer: SocketAddr,
-        operation: Operation,
-    ) -> Result<OperationResult, BatchError> {
+        item: R::Item,
+    ) -> Result<R::Outcome, BatchError> {
         let closed = || BatchError::Unreachable("the node is stopping".into());
         if self.stop.is_cancelled() {
             return Err(closed());
@@ -115,26 +203,25 @@ impl<C: PeerClient> Batchers<C> {
             .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            let request = ExecuteRequest {
-                from_node: self.from_node.clone(),
-                view: 0,
-                ops: vec![operation],
-            };
             // Released when this call ends, even if the caller gives up on it.
             let _busy = Busy(&queue.busy);
-            let response = self.client.execute(peer, request, self.timeout).await;
-            let mut results = response.map_err(BatchError::from)?.results;
-            return match (results.pop(), results.is_empty()) {
-                (Some(result), true) => Ok(result),
-                _ => Err(BatchError::Failed(
-                    "not one result for one operation".into(),
-                )),
+            let sent = R::call(
+                &self.client,
+                peer,
+                self.from_node.clone(),
+                vec![item],
+                self.timeout,
+            );
+            let mut outcomes = sent.await.map_err(BatchError::from)?;
+            return match (outcomes.pop(), outcomes.is_empty()) {
+                (Some(outcome), true) => Ok(outcome),
+                _ => Err(BatchError::Failed("not one result for one item".into())),
             };
         }
         let (reply, result) = oneshot::channel();
         queue
             .sender
-            .send(Queued { operation, reply })
+            .send(Queued { item, reply })
             .await
             .map_err(|_| closed())?;
         result.await.map_err(|_| closed())?
@@ -159,7 +246,7 @@ impl<C: PeerClient> Batchers<C> {
         self.queues.lock().clear();
     }
 
-    fn queue(&self, peer: SocketAddr) -> PeerQueue {
+    fn queue(&self, peer: SocketAddr) -> QueueOf<C, R> {
         let mut queues = self.queues.lock();
         if let Some(queue) = queues.get(&peer).filter(|queue| !queue.sender.is_closed()) {
             return queue.clone();
@@ -169,7 +256,7 @@ impl<C: PeerClient> Batchers<C> {
             sender,
             busy: Arc::new(AtomicUsize::new(0)),
         };
-        self.tasks.spawn(drain(
+        self.tasks.spawn(drain::<C, R>(
             self.client.clone(),
             peer,
             self.from_node.clone(),
@@ -185,12 +272,12 @@ impl<C: PeerClient> Batchers<C> {
 
 /// One peer's task: batches whatever is queued while keeping a bounded number
 /// of requests in flight.
-async fn drain<C: PeerClient>(
+async fn drain<C: PeerClient, R: Rpc<C>>(
     client: C,
     peer: SocketAddr,
     from_node: String,
     timeout: Duration,
-    mut queue: mpsc::Receiver<Queued>,
+    mut queue: mpsc::Receiver<Queued<R::Item, R::Outcome>>,
     busy: Arc<AtomicUsize>,
     stop: CancellationToken,
 ) {
@@ -211,7 +298,7 @@ async fn drain<C: PeerClient>(
                 busy.fetch_add(1, Ordering::AcqRel);
                 let (client, from_node, busy) = (client.clone(), from_node.clone(), busy.clone());
                 in_flight.push(async move {
-                    send(client, peer, from_node, timeout, batch).await;
+                    send::<C, R>(client, peer, from_node, timeout, batch).await;
                     busy.fetch_sub(1, Ordering::AcqRel);
                 });
             }
@@ -221,41 +308,27 @@ async fn drain<C: PeerClient>(
     while in_flight.next().await.is_some() {}
 }
 
-/// Sends one batch and hands each operation its result.
-async fn send<C: PeerClient>(
+/// Sends one batch and hands each item its outcome.
+async fn send<C: PeerClient, R: Rpc<C>>(
     client: C,
     peer: SocketAddr,
     from_node: String,
     timeout: Duration,
-    batch: Vec<Queued>,
+    batch: Vec<Queued<R::Item, R::Outcome>>,
 ) {
-    let (ops, replies): (Vec<_>, Vec<_>) = batch
+    let (items, replies): (Vec<_>, Vec<_>) = batch
         .into_iter()
-        .map(|queued| (queued.operation, queued.reply))
+        .map(|queued| (queued.item, queued.reply))
         .unzip();
-    let count = ops.len();
-    match client
-        .execute(
-            peer,
-            ExecuteRequest {
-                from_node,
-                view: 0,
-                ops,
-            },
-            timeout,
-        )
-        .await
-    {
-        Ok(response) if response.results.len() == count => {
-            for (result, reply) in response.results.into_iter().zip(replies) {
-                let _ = reply.send(Ok(result));
+    let count = items.len();
+    match R::call(&client, peer, from_node, items, timeout).await {
+        Ok(outcomes) if outcomes.len() == count => {
+            for (outcome, reply) in outcomes.into_iter().zip(replies) {
+                let _ = reply.send(Ok(outcome));
             }
         }
-        Ok(response) => {
-            let err = BatchError::Failed(format!(
-                "{} results for {count} operations",
-                response.results.len()
-            ));
+        Ok(outcomes) => {
+            let err = BatchError::Failed(format!("{} results for {count} items", outcomes.len()));
             for reply in replies {
                 let _ = reply.send(Err(err.clone()));
             }
@@ -276,8 +349,8 @@ mod tests {
 
     use bytes::Bytes;
     use hive_transport::{
-        ErrorKind, ExecuteResponse, MemoryNetwork, PeerHandler, PeerStatus, ReplicateRequest,
-        ReplicateResponse, TransferAck, TransferBatch, TransportOptions,
+        ApplyOutcome, ErrorKind, ExecuteResponse, MemoryNetwork, PeerHandler, PeerStatus,
+        ReplicateRequest, ReplicateResponse, TransferAck, TransferBatch, TransportOptions,
     };
 
     use super::*;
@@ -300,10 +373,25 @@ mod tests {
                 results: request.ops.into_iter().map(|op| Ok(op.op)).collect(),
             })
         }
-        async fn replicate(&self, _: ReplicateRequest) -> Result<ReplicateResponse, RemoteError> {
-            Ok(ReplicateResponse {
-                results: Vec::new(),
-            })
+        async fn replicate(
+            &self,
+            request: ReplicateRequest,
+        ) -> Result<ReplicateResponse, RemoteError> {
+            self.requests.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            // Stored for an even hlc, stale for an odd one: each entry its own outcome.
+            let results = request
+                .entries
+                .iter()
+                .map(|entry| {
+                    Ok(if entry.hlc % 2 == 0 {
+                        ApplyOutcome::Stored
+                    } else {
+                        ApplyOutcome::Stale
+                    })
+                })
+                .collect();
+            Ok(ReplicateResponse { results })
         }
         async fn transfer(&self, batch: TransferBatch) -> Result<TransferAck, RemoteError> {
             Ok(TransferAck {
@@ -327,7 +415,16 @@ mod tests {
     fn setup() -> (
         Arc<Echo>,
         SocketAddr,
-        Arc<Batchers<hive_transport::MemoryClient>>,
+        Arc<Batchers<hive_transport::MemoryClient, Forward>>,
+        hive_transport::MemoryServer,
+    ) {
+        setup_for()
+    }
+
+    fn setup_for<R: Rpc<hive_transport::MemoryClient>>() -> (
+        Arc<Echo>,
+        SocketAddr,
+        Arc<Batchers<hive_transport::MemoryClient, R>>,
         hive_transport::MemoryServer,
     ) {
         let network = MemoryNetwork::new();
@@ -369,6 +466,37 @@ mod tests {
         }
         let requests = echo.requests.load(Ordering::SeqCst);
         assert!(requests < 300, "300 operations in {requests} requests");
+        batchers.stop();
+    }
+
+    #[tokio::test]
+    async fn concurrent_replications_share_requests_and_each_gets_its_entrys_outcome() {
+        let (echo, peer, batchers, _server) = setup_for::<Replicate>();
+        let calls = (0..300u64).map(|hlc| {
+            let batchers = batchers.clone();
+            tokio::spawn(async move {
+                let entry = Entry {
+                    key: Bytes::from(format!("k{hlc}")),
+                    hlc,
+                    node: 1,
+                    ttl_ms: None,
+                    payload: Bytes::from("v"),
+                    tombstone: false,
+                };
+                (hlc, batchers.execute(peer, (7, entry)).await)
+            })
+        });
+        for call in futures::future::join_all(calls).await {
+            let (hlc, outcome) = call.unwrap();
+            let want = if hlc % 2 == 0 {
+                ApplyOutcome::Stored
+            } else {
+                ApplyOutcome::Stale
+            };
+            assert_eq!(outcome.unwrap().unwrap(), want, "entry {hlc}");
+        }
+        let requests = echo.requests.load(Ordering::SeqCst);
+        assert!(requests < 300, "300 entries in {requests} requests");
         batchers.stop();
     }
 

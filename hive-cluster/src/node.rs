@@ -19,7 +19,7 @@ use hive_transport::{
 };
 use parking_lot::RwLock;
 
-use crate::batcher::{BatchError, Batchers};
+use crate::batcher::{BatchError, Batchers, Forward, Replicate};
 use crate::error::{ClusterError, Result};
 use crate::view::View;
 use crate::wire::{
@@ -73,12 +73,14 @@ struct Earlier {
 
 /// State shared by the node's tasks and its peer handler.
 #[derive(Debug)]
-pub(crate) struct Shared<C> {
+pub(crate) struct Shared<C: PeerClient> {
     pub(crate) id: String,
     pub(crate) store: Arc<Store>,
     pub(crate) client: C,
     /// Forwarded operations, coalesced per peer.
-    batchers: Batchers<C>,
+    forwards: Batchers<C, Forward>,
+    /// Replicated entries, coalesced per peer.
+    replicas: Batchers<C, Replicate>,
     view: RwLock<Arc<View>>,
     /// Recent earlier views: a primary that does not know a key yet fetches it
     /// from the key's owners in these before running an operation (spec:
@@ -115,7 +117,8 @@ impl<C: PeerClient> Shared<C> {
         catch_up_window: Duration,
     ) -> Self {
         Self {
-            batchers: Batchers::new(client.clone(), id.clone(), request_timeout),
+            forwards: Batchers::new(client.clone(), id.clone(), request_timeout),
+            replicas: Batchers::new(client.clone(), id.clone(), request_timeout),
             id,
             store,
             client,
@@ -181,7 +184,8 @@ impl<C: PeerClient> Shared<C> {
 
     pub(crate) fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
-        self.batchers.stop();
+        self.forwards.stop();
+        self.replicas.stop();
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -192,7 +196,8 @@ impl<C: PeerClient> Shared<C> {
     /// failed (spec: cluster.md "Peer protocol": dropped when the peer leaves).
     pub(crate) fn forget_peer(&self, addr: SocketAddr) {
         self.client.forget(addr);
-        self.batchers.forget(addr);
+        self.forwards.forget(addr);
+        self.replicas.forget(addr);
     }
 
     /// Records that member `id` failed (`true`) or is alive again (`false`).
@@ -298,30 +303,23 @@ impl<C: PeerClient> Shared<C> {
             return Ok(Replicated::Everywhere);
         };
         let entry = to_wire(&entry);
+        // Coalesced with other writes' entries for the same replica.
         let sends = replicas.iter().map(|peer| {
-            let request = ReplicateRequest {
-                from_node: self.id.clone(),
-                view: view.epoch(),
-                entries: vec![entry.clone()],
-            };
-            self.client
-                .replicate(peer.rpc_addr, request, self.request_timeout)
+            self.replicas
+                .execute(peer.rpc_addr, (view.epoch(), entry.clone()))
         });
         let mut newer_elsewhere = Vec::new();
         for (peer, result) in replicas.iter().zip(join_all(sends).await) {
             let applied = match result {
-                Ok(response) => match response.results.into_iter().next() {
-                    Some(Ok(ApplyOutcome::Stale)) => {
-                        newer_elsewhere.push(peer.rpc_addr);
-                        Ok(())
-                    }
-                    Some(Ok(_)) => Ok(()),
-                    Some(Err(err)) => Err(err.to_string()),
-                    None => Err("an empty reply".to_owned()),
-                },
-                Err(err) => {
+                Ok(Ok(ApplyOutcome::Stale)) => {
+                    newer_elsewhere.push(peer.rpc_addr);
+                    Ok(())
+                }
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(err)) | Err(BatchError::Remote(err)) => Err(err.to_string()),
+                Err(BatchError::Unreachable(reason) | BatchError::Failed(reason)) => {
                     self.peer_failed();
-                    Err(err.to_string())
+                    Err(reason)
                 }
             };
             if let Err(reason) = applied {
@@ -513,7 +511,7 @@ impl<C: PeerClient> Shared<C> {
             key: Bytes::copy_from_slice(key),
             op: encode_op(&PeerOp::Client(op.clone())),
         };
-        let outcome = self.batchers.execute(peer.rpc_addr, operation).await;
+        let outcome = self.forwards.execute(peer.rpc_addr, operation).await;
         if matches!(
             outcome,
             Err(BatchError::Unreachable(_) | BatchError::Failed(_))
@@ -583,7 +581,7 @@ impl<C: PeerClient> Shared<C> {
 
 /// The peer handler: what other nodes ask of this one.
 #[derive(Debug)]
-pub(crate) struct Handler<C>(pub(crate) Arc<Shared<C>>);
+pub(crate) struct Handler<C: PeerClient>(pub(crate) Arc<Shared<C>>);
 
 impl<C: PeerClient> PeerHandler for Handler<C> {
     async fn execute(&self, request: ExecuteRequest) -> Result<ExecuteResponse, RemoteError> {
