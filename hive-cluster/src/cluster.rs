@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::join_all;
 use hive_membership::{
     Events, MemberInfo, MemberState, Membership, MembershipConfig, MembershipEvent, NodeMeta,
 };
@@ -233,6 +234,20 @@ impl Cluster {
             0
         };
         Ok((next, keys))
+    }
+
+    /// Returns how many live keys the cluster holds: each member counts the
+    /// keys it is the primary of (replicas are not counted twice). Fails with
+    /// `Unavailable` if a member does not answer.
+    pub async fn key_count(&self) -> Result<u64> {
+        let members: Vec<String> = self
+            .shared
+            .view()
+            .members()
+            .map(|peer| peer.id.clone())
+            .collect();
+        let counts = join_all(members.iter().map(|id| self.shared.primary_count(id))).await;
+        counts.into_iter().sum()
     }
 
     /// Returns how many peer RPCs from this node failed in transport

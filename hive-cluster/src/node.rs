@@ -389,6 +389,19 @@ impl<C: PeerClient> Shared<C> {
         (keys, shards)
     }
 
+    /// Returns how many live keys this node is the primary of.
+    fn local_primary_count(&self) -> u64 {
+        let view = self.view();
+        (0..self.store.shard_count())
+            .map(|shard| {
+                let keys = self.store.shard_keys(shard);
+                keys.iter()
+                    .filter(|(key, _)| view.primary(key).map(String::as_str) == Some(&self.id))
+                    .count() as u64
+            })
+            .sum()
+    }
+
     /// Returns the keys of shard `shard` of member `id` that it is the primary
     /// of, and its shard count.
     pub(crate) async fn primary_keys(
@@ -399,17 +412,36 @@ impl<C: PeerClient> Shared<C> {
         if id == self.id {
             return Ok(self.local_primary_keys(shard));
         }
+        match self.ask(id, PeerOp::Keys { shard }).await? {
+            PeerReply::Keys { keys, shards } => Ok((keys, shards)),
+            _ => Err(ClusterError::Codec("another reply to a key listing".into())),
+        }
+    }
+
+    /// Returns how many live keys member `id` is the primary of.
+    pub(crate) async fn primary_count(&self, id: &str) -> Result<u64> {
+        if id == self.id {
+            return Ok(self.local_primary_count());
+        }
+        match self.ask(id, PeerOp::CountKeys).await? {
+            PeerReply::Count(count) => Ok(count),
+            _ => Err(ClusterError::Codec("another reply to a key count".into())),
+        }
+    }
+
+    /// Sends member `id` one keyless peer operation and returns its reply.
+    async fn ask(&self, id: &str, op: PeerOp) -> Result<PeerReply> {
         let addr = self
             .view()
             .peer(id)
             .map(|peer| peer.rpc_addr)
-            .ok_or_else(|| ClusterError::Unavailable(format!("{id} left during the scan")))?;
+            .ok_or_else(|| ClusterError::Unavailable(format!("{id} left the view")))?;
         let request = ExecuteRequest {
             from_node: self.id.clone(),
             view: 0,
             ops: vec![Operation {
                 key: Bytes::new(),
-                op: encode_op(&PeerOp::Keys { shard }),
+                op: encode_op(&op),
             }],
         };
         let response = self
@@ -418,15 +450,12 @@ impl<C: PeerClient> Shared<C> {
             .await
             .map_err(|err| {
                 self.peer_failed();
-                ClusterError::Unavailable(format!("scan of {id}: {err}"))
+                ClusterError::Unavailable(format!("asking {id}: {err}"))
             })?;
         match response.results.into_iter().next() {
-            Some(Ok(reply)) => match decode_reply(&reply)? {
-                PeerReply::Keys { keys, shards } => Ok((keys, shards)),
-                _ => Err(ClusterError::Codec("another reply to a key listing".into())),
-            },
+            Some(Ok(reply)) => decode_reply(&reply),
             Some(Err(err)) => Err(from_remote(err)),
-            None => Err(ClusterError::Codec("an empty key listing".into())),
+            None => Err(ClusterError::Codec("an empty reply".into())),
         }
     }
 
@@ -563,6 +592,9 @@ impl<C: PeerClient> Shared<C> {
             PeerOp::Keys { shard } => {
                 let (keys, shards) = self.local_primary_keys(shard);
                 return Ok(encode_reply(&PeerReply::Keys { keys, shards }));
+            }
+            PeerOp::CountKeys => {
+                return Ok(encode_reply(&PeerReply::Count(self.local_primary_count())));
             }
         };
         let view = self.view();

@@ -34,6 +34,9 @@ pub(crate) enum PeerOp {
         /// The shard, `0..shards`.
         shard: u32,
     },
+    /// Count the live keys this node is the primary of (the operation's key
+    /// is unused): one member's part of a cluster-wide key count.
+    CountKeys,
 }
 
 /// The answer to a [`PeerOp`].
@@ -51,6 +54,8 @@ pub(crate) enum PeerReply {
         /// The node's shard count.
         shards: u32,
     },
+    /// How many live keys this node is the primary of.
+    Count(u64),
 }
 
 pub(crate) fn encode_op(op: &PeerOp) -> Bytes {

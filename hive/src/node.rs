@@ -159,6 +159,25 @@ impl Node {
         }
     }
 
+    /// Returns how many keys the whole cache holds: in a cluster each member
+    /// counts the live keys it is the primary of, so replicas count once
+    /// (`status().keys` is this node's share, replicas included).
+    ///
+    /// Fails with [`Error::Unavailable`] if a member does not answer.
+    pub async fn key_count(&self) -> Result<u64> {
+        if self.cache.is_stopped() {
+            return Err(Error::ShuttingDown);
+        }
+        match &self.cluster {
+            Some(cluster) => Ok(cluster.key_count().await?),
+            // Live keys, as in a cluster (`Store::len` also counts expired
+            // keys not yet reclaimed).
+            None => Ok((0..self.store.shard_count())
+                .map(|shard| self.store.shard_keys(shard).len() as u64)
+                .sum()),
+        }
+    }
+
     /// Returns a point-in-time snapshot of this node and the members it sees.
     pub fn status(&self) -> ClusterStatus {
         let members = match &self.cluster {

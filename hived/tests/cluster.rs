@@ -4,106 +4,10 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Client, Value, encode, free_port, python_client_smoke};
-
-const DEADLINE: Duration = Duration::from_secs(30);
-
-struct Process {
-    child: Child,
-    resp: std::net::SocketAddr,
-    gossip: u16,
-}
-
-impl Process {
-    fn start(seed: Option<u16>) -> Process {
-        let (resp_port, gossip) = (free_port(), free_port());
-        let resp = std::net::SocketAddr::from(([127, 0, 0, 1], resp_port));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hived"));
-        command
-            .args([
-                "--resp",
-                &resp.to_string(),
-                "--cluster",
-                "--bind",
-                "127.0.0.1",
-            ])
-            .args(["--port", &gossip.to_string(), "--gossip", "local"])
-            .args(["--replication-factor", "2", "--rebalance-debounce-ms", "50"])
-            .args(["--log", "error"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        if let Some(seed) = seed {
-            command.args(["--seed", &format!("127.0.0.1:{seed}")]);
-        }
-        let child = command.spawn().expect("hived starts");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(resp).is_err() {
-            assert!(started.elapsed() < DEADLINE, "hived did not open {resp}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Process {
-            child,
-            resp,
-            gossip,
-        }
-    }
-
-    fn client(&self) -> Client {
-        Client::connect(self.resp)
-    }
-
-    /// Returns (alive members, rebalance pending) from `HIVE.STATUS`.
-    fn view(&self) -> (usize, i64) {
-        let Value::Array(Some(status)) = self.client().call(&["HIVE.STATUS"]) else {
-            panic!("HIVE.STATUS answers a map");
-        };
-        let field = |name: &str| {
-            status
-                .chunks(2)
-                .find(|pair| pair[0] == Value::bulk(name))
-                .map(|pair| pair[1].clone())
-                .expect("a status field")
-        };
-        let Value::Array(Some(members)) = field("members") else {
-            panic!("members listed");
-        };
-        let alive = members
-            .iter()
-            .filter(|member| {
-                matches!(member, Value::Array(Some(fields))
-                    if fields.windows(2).any(|pair| pair == [Value::bulk("state"), Value::bulk("alive")]))
-            })
-            .count();
-        let Value::Int(pending) = field("rebalance_pending") else {
-            panic!("rebalance_pending is a number");
-        };
-        (alive, pending)
-    }
-
-    /// Polls until this node sees `members` alive members and nothing to move.
-    fn wait_for(&self, members: usize) {
-        let started = Instant::now();
-        while self.view() != (members, 0) {
-            assert!(
-                started.elapsed() < DEADLINE,
-                "{} sees {:?}, wanted {members} members",
-                self.resp,
-                self.view()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{DEADLINE, Process, Value, encode, python_client_smoke};
 
 /// Reads `key` through `node`, retrying while the cluster answers TRYAGAIN.
 fn read(node: &Process, args: &[&str]) -> Value {
@@ -194,6 +98,13 @@ fn a_three_process_cluster_serves_every_key_everywhere_and_survives_kill_and_sto
         panic!("KEYS answers an array");
     };
     assert_eq!(listed.len(), 300);
+    // DBSIZE counts the whole cluster, each key once (RF=2 keeps two copies).
+    let Value::Array(Some(everything)) = read(&first, &["KEYS", "*"]) else {
+        panic!("KEYS answers an array");
+    };
+    for node in [&first, &second, &third] {
+        assert_eq!(read(node, &["DBSIZE"]), Value::Int(everything.len() as i64));
+    }
     // A pipeline through one node: commands on distinct keys run at once,
     // commands on one key in the order sent, replies in order.
     let mut pipelined = third.client();

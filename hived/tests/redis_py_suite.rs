@@ -4,7 +4,9 @@
 //! `cargo xtask test` unpacks the source distribution of the redis-py release
 //! the client tests use and names it in `HIVE_REDIS_PY_SUITE`. Its
 //! `tests/test_commands.py` and `tests/test_hash.py` run here, over RESP2 and
-//! RESP3, with the markers redis-py's own CI uses for a standalone server.
+//! RESP3 against a standalone `hived` and over RESP2 through one node of a
+//! 3-process cluster (RF=2), with the markers redis-py's own CI uses for a
+//! standalone server.
 //! Every test ends up in one bucket:
 //!
 //! - passed;
@@ -19,7 +21,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use support::Hived;
+use support::{Hived, Process};
 
 /// Tests of supported commands that fail against `hived` on purpose; each is a
 /// difference docs/redis-compatibility.md describes.
@@ -86,8 +88,8 @@ struct Tally {
     stale: Vec<String>,
 }
 
-/// Runs the suite over `protocol` against a fresh `hived`; returns the tally.
-fn run_suite(protocol: u8) -> Tally {
+/// Runs the suite over `protocol` against the server at `addr`; returns the tally.
+fn run_suite(addr: std::net::SocketAddr, protocol: u8) -> Tally {
     let suite = std::env::var("HIVE_REDIS_PY_SUITE").expect(
         "HIVE_REDIS_PY_SUITE must name redis-py's unpacked source distribution: run the \
          suite with `cargo xtask test`, which downloads it",
@@ -96,19 +98,16 @@ fn run_suite(protocol: u8) -> Tally {
         "HIVE_PYTHON must name a Python with redis-py and pytest: run the suite with \
          `cargo xtask test`, which sets it up",
     );
-    let server = Hived::start();
     let report = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "redis-py-resp{protocol}-{}.tsv",
+        "redis-py-{}-resp{protocol}-{}.tsv",
+        addr.port(),
         std::process::id()
     ));
     let output = Command::new(python)
         .current_dir(&suite)
         .args(["-m", "pytest"])
         .args(FILES)
-        .arg(format!(
-            "--redis-url=redis://127.0.0.1:{}/0",
-            server.addr.port()
-        ))
+        .arg(format!("--redis-url=redis://{addr}/0"))
         .arg(format!("--protocol={protocol}"))
         .args(["-m", MARKERS, "-q", "--tb=line", "-p", "no:cacheprovider"])
         .args(["-p", "hive_report"])
@@ -180,12 +179,12 @@ fn unknown_command(message: &str) -> Option<String> {
     Some(command.to_ascii_lowercase())
 }
 
-fn check(protocol: u8) {
-    let tally = run_suite(protocol);
+fn check(addr: std::net::SocketAddr, protocol: u8, target: &str) {
+    let tally = run_suite(addr, protocol);
     let unsupported: usize = tally.unsupported.values().sum();
     let supported = tally.passed + tally.differences.len() + tally.unexpected.len();
     println!(
-        "redis-py suite over RESP{protocol}: {} passed, {} documented differences, \
+        "redis-py suite, {target}, RESP{protocol}: {} passed, {} documented differences, \
          {} unexpected failures, {unsupported} on unsupported commands, {} skipped by the \
          suite; {:.1}% of the tests of supported commands pass",
         tally.passed,
@@ -214,12 +213,25 @@ fn check(protocol: u8) {
 
 #[test]
 fn redis_py_command_tests_pass_over_resp2() {
-    check(2);
+    let server = Hived::start();
+    check(server.addr, 2, "standalone");
 }
 
 #[test]
 fn redis_py_command_tests_pass_over_resp3() {
-    check(3);
+    let server = Hived::start();
+    check(server.addr, 3, "standalone");
+}
+
+#[test]
+fn redis_py_command_tests_pass_through_a_three_process_cluster() {
+    let first = Process::start(None);
+    let second = Process::start(Some(first.gossip));
+    let third = Process::start(Some(first.gossip));
+    for node in [&first, &second, &third] {
+        node.wait_for(3);
+    }
+    check(second.resp, 2, "one node of a 3-process cluster (RF=2)");
 }
 
 #[test]

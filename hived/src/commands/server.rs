@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use hive::{ClusterStatus, MemberState};
 
-use super::{Args, Command, Conn, handler};
+use super::{Args, Command, Conn, error_frame, handler};
 use crate::resp::Frame;
 
 /// The Redis version whose command semantics `hived` follows, as `INFO`
@@ -37,7 +37,7 @@ pub(super) static COMMANDS: &[Command] = &[
         flags: &["readonly", "fast"],
         keys: (0, 0, 0),
         group: "server",
-        summary: "Returns the number of keys this node holds (replicas included in a cluster).",
+        summary: "Returns the number of keys in the whole cluster, each counted once.",
         run: handler!(dbsize),
     },
     Command {
@@ -107,8 +107,12 @@ async fn owners(conn: &mut Conn, args: Args) -> Frame {
     )
 }
 
+/// `DBSIZE`: the keys of the whole cluster, each counted once.
 async fn dbsize(conn: &mut Conn, _: Args) -> Frame {
-    Frame::count(conn.shared.node.status().keys)
+    match conn.shared.node.key_count().await {
+        Ok(keys) => Frame::count(keys),
+        Err(err) => error_frame(&err),
+    }
 }
 
 async fn info(conn: &mut Conn, args: Args) -> Frame {

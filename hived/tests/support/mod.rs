@@ -268,3 +268,103 @@ pub(crate) fn python_client_smoke(addr: SocketAddr, prefix: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// How long cluster tests wait for a condition before failing.
+pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
+
+/// One `hived` process, a member of a local test cluster (RF=2, gossip
+/// preset `local`); killed when dropped.
+pub(crate) struct Process {
+    pub(crate) child: Child,
+    pub(crate) resp: SocketAddr,
+    pub(crate) gossip: u16,
+}
+
+impl Process {
+    /// Starts a member, joining `seed` (a gossip port) if given.
+    pub(crate) fn start(seed: Option<u16>) -> Process {
+        let (resp_port, gossip) = (free_port(), free_port());
+        let resp = SocketAddr::from(([127, 0, 0, 1], resp_port));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hived"));
+        command
+            .args([
+                "--resp",
+                &resp.to_string(),
+                "--cluster",
+                "--bind",
+                "127.0.0.1",
+            ])
+            .args(["--port", &gossip.to_string(), "--gossip", "local"])
+            .args(["--replication-factor", "2", "--rebalance-debounce-ms", "50"])
+            .args(["--log", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some(seed) = seed {
+            command.args(["--seed", &format!("127.0.0.1:{seed}")]);
+        }
+        let child = command.spawn().expect("hived starts");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(resp).is_err() {
+            assert!(started.elapsed() < DEADLINE, "hived did not open {resp}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Process {
+            child,
+            resp,
+            gossip,
+        }
+    }
+
+    pub(crate) fn client(&self) -> Client {
+        Client::connect(self.resp)
+    }
+
+    /// Returns (alive members, rebalance pending) from `HIVE.STATUS`.
+    pub(crate) fn view(&self) -> (usize, i64) {
+        let Value::Array(Some(status)) = self.client().call(&["HIVE.STATUS"]) else {
+            panic!("HIVE.STATUS answers a map");
+        };
+        let field = |name: &str| {
+            status
+                .chunks(2)
+                .find(|pair| pair[0] == Value::bulk(name))
+                .map(|pair| pair[1].clone())
+                .expect("a status field")
+        };
+        let Value::Array(Some(members)) = field("members") else {
+            panic!("members listed");
+        };
+        let alive = members
+            .iter()
+            .filter(|member| {
+                matches!(member, Value::Array(Some(fields))
+                    if fields.windows(2).any(|pair| pair == [Value::bulk("state"), Value::bulk("alive")]))
+            })
+            .count();
+        let Value::Int(pending) = field("rebalance_pending") else {
+            panic!("rebalance_pending is a number");
+        };
+        (alive, pending)
+    }
+
+    /// Polls until this node sees `members` alive members and nothing to move.
+    pub(crate) fn wait_for(&self, members: usize) {
+        let started = Instant::now();
+        while self.view() != (members, 0) {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "{} sees {:?}, wanted {members} members",
+                self.resp,
+                self.view()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
