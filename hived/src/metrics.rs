@@ -4,9 +4,12 @@
 //! failed peer RPCs, refreshed every second.
 //!
 //! The exporter is process-global (the `metrics` facade's recorder); without
-//! `--metrics` none is installed and recording costs an atomic load.
+//! `--metrics` none is installed, and commands are neither timed nor recorded
+//! (the facade would still build each metric's key): that costs one atomic
+//! load per command.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -21,6 +24,14 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
     0.05, 0.1, 0.25, 0.5, 1.0,
 ];
+
+/// Set once a recorder is installed.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Returns true if commands are being recorded (`--metrics` is on).
+pub(crate) fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 
 /// How often the node gauges are refreshed.
 const REFRESH: Duration = Duration::from_secs(1);
@@ -39,6 +50,7 @@ pub fn serve(
         .with_http_listener(addr)
         .set_buckets(LATENCY_BUCKETS)?
         .install()?;
+    ENABLED.store(true, Ordering::Relaxed);
     metrics::describe_counter!(
         "hive_commands_total",
         "Commands run, by command and result."

@@ -85,6 +85,7 @@ impl Server {
             listener,
             shared: Arc::new(Shared {
                 cache: node.cache(),
+                clustered: node.rpc_addr().is_some(),
                 node,
                 password: options.password,
                 next_client_id: AtomicU64::new(1),

@@ -78,6 +78,9 @@ pub(crate) struct Shared {
     pub stats: Stats,
     /// What `CONFIG GET` reports: name and value, every one true of this server.
     pub settings: Vec<(&'static str, String)>,
+    /// True for a cluster member: commands may wait on other nodes, so a
+    /// pipeline's commands on distinct keys run concurrently.
+    pub clustered: bool,
 }
 
 /// Server-wide counters for `INFO`'s clients and stats sections.
@@ -226,8 +229,14 @@ pub(crate) fn lookup(name: &[u8]) -> Option<&'static Command> {
 
 /// Returns the key of a command that touches that one key and nothing else
 /// (no connection state, no other key), so it may run concurrently with
-/// commands on other keys; `None` for every other command.
+/// commands on other keys; `None` for every other command, and for every
+/// command of a standalone server.
 pub(crate) fn single_key<'a>(conn: &Conn, args: &'a Args) -> Option<&'a Bytes> {
+    if !conn.shared.clustered {
+        // Standalone, every command completes without waiting: nothing to
+        // overlap, and the commands run strictly in order, as in Redis.
+        return None;
+    }
     let command = lookup(args.first()?)?;
     (conn.authenticated && command.keys == (1, 1, 1))
         .then(|| args.get(1))
@@ -265,13 +274,15 @@ pub(crate) async fn dispatch(conn: &mut Conn, args: Args) -> Frame {
             command.name
         ));
     }
-    let started = Instant::now();
+    let started = crate::metrics::enabled().then(Instant::now);
     let reply = (command.run)(conn, args).await;
     conn.shared
         .stats
         .commands_processed
         .fetch_add(1, Ordering::Relaxed);
-    crate::metrics::record(command.name, &reply, started.elapsed());
+    if let Some(started) = started {
+        crate::metrics::record(command.name, &reply, started.elapsed());
+    }
     reply
 }
 
