@@ -1,5 +1,6 @@
 //! The `hived` binary as an operator runs it: options from a TOML file,
-//! JSON logs, `--help`, a clean exit on SIGTERM, and the Prometheus endpoint.
+//! JSON logs, `--help`, a clean exit on SIGTERM, the Prometheus endpoint, and
+//! memory that claimed lengths cannot inflate.
 
 mod support;
 
@@ -143,4 +144,78 @@ fn metrics_count_commands_by_result_and_report_the_node() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// Reads a `/proc/<pid>/status` field, in KiB.
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("procfs");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+#[test]
+fn claimed_lengths_are_not_allocated_before_their_bytes_arrive() {
+    let resp = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_hived"))
+        .args(["--resp", &format!("127.0.0.1:{resp}"), "--log", "error"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hived starts");
+    // Killed however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Killed(child);
+    let addr = format!("127.0.0.1:{resp}");
+    let started = Instant::now();
+    while TcpStream::connect(&addr).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "hived did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut control = Client::connect(addr.parse().unwrap());
+    let before = proc_status_kib(child.0.id(), "VmSize:");
+    // 40 clients each announce a 60 MiB argument (within the 64 MiB limit)
+    // and send one byte of it: 2.4 GiB claimed.
+    let claims: Vec<TcpStream> = (0..40)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&addr).unwrap();
+            stream
+                .write_all(b"*2\r\n$3\r\nGET\r\n$62914560\r\nx")
+                .unwrap();
+            stream
+        })
+        .collect();
+    let started = Instant::now();
+    loop {
+        let Value::Bulk(Some(info)) = control.call(&["INFO", "clients"]) else {
+            panic!("INFO answers a bulk string");
+        };
+        if String::from_utf8_lossy(&info).contains("connected_clients:41\r\n") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "clients not connected"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(control.call(&["PING"]), Value::Simple("PONG".into()));
+    let after = proc_status_kib(child.0.id(), "VmSize:");
+    assert!(
+        after < before + (512 << 10),
+        "virtual memory grew from {before} KiB to {after} KiB for 2.4 GiB of claims"
+    );
+    drop(claims);
 }

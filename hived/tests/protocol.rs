@@ -152,6 +152,31 @@ fn malformed_frames_close_the_connection_and_the_server_stays_up() {
 }
 
 #[test]
+fn a_client_that_buffers_past_the_query_limit_is_cut_off() {
+    let server = Hived::start_with(ServerOptions {
+        limits: Limits {
+            max_bulk: 1 << 20,
+            ..Limits::default()
+        },
+        max_query_buffer: Some(64 << 10),
+        ..ServerOptions::default()
+    });
+    // A 1 MiB argument is within the bulk limit, but the connection may not
+    // buffer more than 64 KiB of an unfinished command.
+    let mut frame = b"*2\r\n$3\r\nGET\r\n$1048576\r\n".to_vec();
+    frame.extend(std::iter::repeat_n(b'x', 256 << 10));
+    let replies = rejected(&server, &frame);
+    assert!(
+        matches!(replies.last(), Some(Value::Error(e)) if e.contains("query buffer limit")),
+        "{replies:?}"
+    );
+    assert_eq!(
+        server.client().call(&["PING"]),
+        Value::Simple("PONG".into())
+    );
+}
+
+#[test]
 fn a_truncated_frame_waits_and_a_closed_connection_is_dropped_quietly() {
     let server = Hived::start();
     let mut client = server.client();
