@@ -251,7 +251,8 @@ impl Cluster {
     }
 
     /// Returns how many peer RPCs from this node failed in transport
-    /// (unreachable, timed out) since it started.
+    /// (unreachable, timed out), and how many rebalance transfers a receiver
+    /// did not confirm, since it started.
     pub fn peer_errors(&self) -> u64 {
         self.shared.peer_errors.load(Ordering::Relaxed)
     }

@@ -98,7 +98,7 @@ pub(crate) struct Shared<C: PeerClient> {
     /// Key copies still to send in the current rebalance.
     pub(crate) rebalance_pending: AtomicU64,
     /// Peer RPCs from this node that failed in transport (unreachable, timed
-    /// out), since start.
+    /// out), and rebalance transfers a receiver did not confirm, since start.
     pub(crate) peer_errors: AtomicU64,
     /// Epoch of the last view whose rebalance finished.
     pub(crate) settled_epoch: AtomicU64,
@@ -138,7 +138,7 @@ impl<C: PeerClient> Shared<C> {
 
     /// Tells readiness waiters that something they watch changed.
     /// Counts a peer RPC that failed in transport.
-    fn peer_failed(&self) {
+    pub(crate) fn peer_failed(&self) {
         self.peer_errors.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -292,3 +292,51 @@ async fn a_write_superseded_by_a_replicas_newer_version_runs_again_on_top_of_it(
         );
     }
 }
+
+#[tokio::test]
+async fn failed_forwards_and_unconfirmed_transfers_count_as_peer_rpc_errors() {
+    let network = MemoryNetwork::new();
+    let nodes: Vec<TestNode> = (1..=2).map(|n| start(&network, n)).collect();
+    let both = view_of(&[1, 2]);
+    for node in &nodes {
+        node.shared.set_view(both.clone());
+    }
+    let errors = |node: &TestNode| {
+        node.shared
+            .peer_errors
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    // A key node-2 is the primary of, so node-1 forwards it.
+    let key = (0..)
+        .map(|i| format!("key-{i}").into_bytes())
+        .find(|key| both.primary(key).map(String::as_str) == Some("node-2"))
+        .expect("node-2 owns some key");
+    nodes[0]
+        .shared
+        .execute(&key, set("v"))
+        .await
+        .expect("written while the link holds");
+    assert_eq!(errors(&nodes[0]), 0);
+
+    network.cut(addr(1), addr(2));
+    let forwarded = nodes[0].shared.execute(&key, Op::Get).await;
+    assert!(
+        matches!(forwarded, Err(ClusterError::Unavailable(_))),
+        "{forwarded:?}"
+    );
+    let after_forward = errors(&nodes[0]);
+    assert!(after_forward >= 1, "a failed forward is counted");
+
+    // A rebalance from a view of node-1 alone to both: node-1 must send its
+    // copies to node-2, across the cut.
+    let alone = view_of(&[1]);
+    assert!(
+        rebalance::run(&nodes[0].shared, &alone, &both)
+            .await
+            .is_err()
+    );
+    assert!(
+        errors(&nodes[0]) > after_forward,
+        "an unconfirmed transfer is counted"
+    );
+}

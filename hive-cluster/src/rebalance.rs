@@ -82,6 +82,7 @@ pub(crate) async fn run<C: PeerClient>(
     for (receiver, result) in finished {
         if let Err(reason) = result {
             tracing::warn!(node = %shared.id, %receiver, %reason, "rebalance transfer failed; will retry");
+            shared.peer_failed();
             failed.insert(receiver);
         }
     }

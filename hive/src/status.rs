@@ -18,7 +18,8 @@ pub struct ClusterStatus {
     /// Entries still to move to their owners; 0 when settled.
     pub rebalance_pending: u64,
     /// Peer RPCs from this node that failed in transport (unreachable, timed
-    /// out) since it started; 0 in standalone mode.
+    /// out), and rebalance transfers a receiver did not confirm, since it
+    /// started; 0 in standalone mode.
     pub peer_rpc_errors: u64,
 }
 

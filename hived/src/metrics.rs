@@ -66,7 +66,7 @@ pub fn serve(
     metrics::describe_gauge!("hive_rebalance_pending_keys", "Keys still to move.");
     metrics::describe_gauge!(
         "hive_peer_rpc_errors",
-        "Peer RPCs from this node that failed (unreachable, timed out), since start."
+        "Peer RPCs from this node that failed (unreachable, timed out) and rebalance transfers not confirmed, since start."
     );
     tokio::spawn(refresh(Arc::downgrade(node), stop));
     Ok(())
