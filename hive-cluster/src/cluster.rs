@@ -211,12 +211,7 @@ impl Cluster {
     /// rebalance moves it between two steps; none is returned twice by one
     /// member.
     pub async fn scan(&self, cursor: u64) -> Result<(u64, Vec<(Bytes, Kind)>)> {
-        let members: Vec<String> = self
-            .shared
-            .view()
-            .members()
-            .map(|peer| peer.id.clone())
-            .collect();
+        let members = self.member_ids();
         let (member, shard) = (cursor >> SCAN_SHARD_BITS, cursor & SCAN_SHARD_MASK);
         let Some(id) = usize::try_from(member)
             .ok()
@@ -240,14 +235,18 @@ impl Cluster {
     /// keys it is the primary of (replicas are not counted twice). Fails with
     /// `Unavailable` if a member does not answer.
     pub async fn key_count(&self) -> Result<u64> {
-        let members: Vec<String> = self
-            .shared
+        let members = self.member_ids();
+        let counts = join_all(members.iter().map(|id| self.shared.primary_count(id))).await;
+        counts.into_iter().sum()
+    }
+
+    /// The ids of the members of the current view, in id order.
+    fn member_ids(&self) -> Vec<String> {
+        self.shared
             .view()
             .members()
             .map(|peer| peer.id.clone())
-            .collect();
-        let counts = join_all(members.iter().map(|id| self.shared.primary_count(id))).await;
-        counts.into_iter().sum()
+            .collect()
     }
 
     /// Returns how many peer RPCs from this node failed in transport
