@@ -96,6 +96,7 @@ impl Cluster {
         membership_config.gossip_interval = config.gossip_interval;
         membership_config.gossip_fanout = config.gossip_fanout;
         membership_config.join_timeout = config.join_timeout;
+        membership_config.reconnect_timeout = config.reconnect_timeout;
         let (membership, events) = match Membership::start(membership_config).await {
             Ok(started) => started,
             Err(err) => {
@@ -424,6 +425,7 @@ async fn drive(
                 match &event {
                     MembershipEvent::Joined(member) => shared.mark_failed(&member.id, false),
                     MembershipEvent::Failed(id) => shared.mark_failed(id, true),
+                    MembershipEvent::Forgotten(id) => shared.mark_failed(id, false),
                     MembershipEvent::Updated(_) | MembershipEvent::Left(_) => {}
                 }
                 if let MembershipEvent::Left(id) | MembershipEvent::Failed(id) = &event
@@ -513,6 +515,11 @@ fn apply_event(
             if let Some(report) = roster.write().get_mut(&id) {
                 report.state = MemberState::Dead;
             }
+            view.contains(&id).then(|| view.without(&id))
+        }
+        // Departed long ago: no longer listed, so the roster stays bounded.
+        MembershipEvent::Forgotten(id) => {
+            roster.write().remove(&id);
             view.contains(&id).then(|| view.without(&id))
         }
     }

@@ -30,6 +30,10 @@ pub struct ClusterConfig {
     pub gossip_fanout: Option<usize>,
     /// How long to try the seeds before giving up.
     pub join_timeout: Duration,
+    /// How long a failed member is tried again (a healed partition rejoins
+    /// within it), and a departed one listed by `members`, before it is
+    /// forgotten.
+    pub reconnect_timeout: Duration,
     /// Quiet time after a membership change before data moves.
     pub rebalance_debounce: Duration,
     /// Deadline of one client operation, retries included.

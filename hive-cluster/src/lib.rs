@@ -32,6 +32,6 @@ mod wire;
 pub use cluster::{Cluster, ClusterHandle, MemberReport};
 pub use config::ClusterConfig;
 pub use error::{ClusterError, Result};
-pub use hive_membership::{MemberState, MembershipError, Preset};
+pub use hive_membership::{DEFAULT_RECONNECT_TIMEOUT, MemberState, MembershipError, Preset};
 pub use plan::{KeyPlan, Plan, plan, plan_at, plan_key};
 pub use view::{NodeId, Peer, View};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hive_cluster::{Cluster, ClusterConfig, Peer, Preset, View};
+use hive_cluster::{Cluster, ClusterConfig, MemberState, Peer, Preset, View};
 use hive_store::{Op, Reply, Store, StoreConfig};
 
 const VNODES: u32 = 100;
@@ -27,6 +27,7 @@ fn config(id: &str, seeds: Vec<SocketAddr>) -> ClusterConfig {
         gossip_interval: None,
         gossip_fanout: None,
         join_timeout: Duration::from_secs(5),
+        reconnect_timeout: Duration::from_secs(3600),
         rebalance_debounce: Duration::from_millis(50),
         request_timeout: Duration::from_secs(5),
         tombstone_retention: Duration::from_millis(200),
@@ -99,5 +100,37 @@ async fn a_leftover_copy_moves_to_its_owner_without_a_membership_change() {
         .expect("reads through node-b");
     assert_eq!(read, Reply::Bytes(Bytes::from("left behind")));
     b.shutdown().await.expect("node-b leaves");
+    a.shutdown().await.expect("node-a leaves");
+}
+
+// The member list keeps a failed member (as `Dead`) while it may come back, and
+// forgets it after `reconnect_timeout`: churn does not grow it without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_member_is_listed_until_the_reconnect_timeout_then_forgotten() {
+    let mut a_config = config("node-a", Vec::new());
+    a_config.reconnect_timeout = Duration::from_secs(1);
+    let a = Cluster::start(a_config, store())
+        .await
+        .expect("node-a starts");
+    let b = Cluster::start(config("node-b", vec![a.gossip_addr()]), store())
+        .await
+        .expect("node-b joins");
+    a.wait_ready(2, Duration::from_secs(10))
+        .await
+        .expect("settles");
+    drop(b);
+    let state_of_b = || {
+        a.members()
+            .into_iter()
+            .find(|member| member.id == "node-b")
+            .map(|member| member.state)
+    };
+    let dead = eventually(Duration::from_secs(10), || {
+        state_of_b() == Some(MemberState::Dead)
+    })
+    .await;
+    assert!(dead, "node-b never listed as dead: {:?}", state_of_b());
+    let forgotten = eventually(Duration::from_secs(10), || state_of_b().is_none()).await;
+    assert!(forgotten, "node-b still listed: {:?}", state_of_b());
     a.shutdown().await.expect("node-a leaves");
 }

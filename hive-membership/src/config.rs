@@ -10,6 +10,10 @@ use crate::preset::Preset;
 /// Default bound on the time spent reaching the seeds at start.
 pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Default time a failed member is still tried again before it is forgotten
+/// (as Serf does: a day covers any partition someone would want healed).
+pub const DEFAULT_RECONNECT_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Longest node id accepted, in bytes. Ids travel in every gossip packet (UDP,
 /// about 1.4 KB), so they must stay short; a UUID is 36 bytes.
 pub const MAX_NODE_ID_LEN: usize = 255;
@@ -46,6 +50,14 @@ pub struct MembershipConfig {
     /// Bound on the time spent reaching the seeds at start; seeds that refuse the
     /// connection are retried until then. Default [`DEFAULT_JOIN_TIMEOUT`].
     pub join_timeout: Duration,
+    /// Overrides the preset's period between attempts to reconnect to failed
+    /// members (see [`Preset`]).
+    pub reconnect_interval: Option<Duration>,
+    /// How long a failed member is tried again, and a departed one remembered,
+    /// before it is reported
+    /// [`MembershipEvent::Forgotten`](crate::MembershipEvent::Forgotten).
+    /// Default [`DEFAULT_RECONNECT_TIMEOUT`].
+    pub reconnect_timeout: Duration,
 }
 
 impl MembershipConfig {
@@ -62,6 +74,8 @@ impl MembershipConfig {
             gossip_interval: None,
             gossip_fanout: None,
             join_timeout: DEFAULT_JOIN_TIMEOUT,
+            reconnect_interval: None,
+            reconnect_timeout: DEFAULT_RECONNECT_TIMEOUT,
         }
     }
 
@@ -132,6 +146,12 @@ impl MembershipConfig {
         }
         if self.join_timeout.is_zero() {
             return invalid("join_timeout", "must be positive");
+        }
+        if self.reconnect_interval == Some(Duration::ZERO) {
+            return invalid("reconnect_interval", "must be positive");
+        }
+        if self.reconnect_timeout.is_zero() {
+            return invalid("reconnect_timeout", "must be positive");
         }
         Ok(())
     }
@@ -215,6 +235,14 @@ mod tests {
             (
                 "join_timeout",
                 Box::new(|c| c.join_timeout = Duration::ZERO),
+            ),
+            (
+                "reconnect_interval",
+                Box::new(|c| c.reconnect_interval = Some(Duration::ZERO)),
+            ),
+            (
+                "reconnect_timeout",
+                Box::new(|c| c.reconnect_timeout = Duration::ZERO),
             ),
         ];
         for (field, change) in cases {

@@ -32,11 +32,10 @@ pub(crate) async fn run(
             notice = notices.recv() => {
                 // `None` cannot happen while `ml` (which holds the sender) lives.
                 let Some(notice) = notice else { break };
-                let event = tracker
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .apply(notice);
-                if let Some(event) = event {
+                let mut tracker = tracker.lock().unwrap_or_else(PoisonError::into_inner);
+                // Sent under the lock (the send never waits), so events keep the
+                // order of the tracker's changes, whichever task made them.
+                if let Some(event) = tracker.apply(notice) {
                     // A send error means `Events` was dropped: nobody listens.
                     let _ = events.send(event);
                 }

@@ -22,6 +22,9 @@ pub enum MembershipEvent {
     /// A member stopped answering without announcing a leave (crash, kill,
     /// partition). Carries its id.
     Failed(String),
+    /// A member that failed (or left) `reconnect_timeout` ago and did not come
+    /// back: it is no longer tried or tracked. Carries its id.
+    Forgotten(String),
 }
 
 /// The events of one [`Membership`](crate::Membership), in the order this node

@@ -18,6 +18,10 @@
 //!   one that stopped without it is reported [`MembershipEvent::Failed`].
 //! - A node restarting with the same id on a new address is accepted back as soon
 //!   as the others have declared its previous incarnation dead.
+//! - A failed member that answers again at its last address (a healed partition,
+//!   a restart on the same address without seeds) is reconnected within about
+//!   one `reconnect_interval`, however long it was away, until
+//!   `reconnect_timeout`; then it is reported [`MembershipEvent::Forgotten`].
 //!
 //! # memberlist 0.8.5 gotchas, and where they are handled
 //! 1. Dropping a memberlist handle does not stop the node: `driver.rs` owns the
@@ -44,7 +48,8 @@
 //! - [`MemberInfo`], [`MemberState`] (`member.rs`); [`MembershipEvent`],
 //!   [`Events`] (`event.rs`).
 //! - Internals: `delegate.rs` (memberlist delegate), `gate.rs` (admission),
-//!   `tracker.rs` (pure leave/failure bookkeeping), `driver.rs` (owner task).
+//!   `tracker.rs` (pure leave/failure bookkeeping), `driver.rs` (owner task),
+//!   `reconnect.rs` (tries failed members again).
 //! - [`MembershipError`] (`error.rs`).
 //!
 //! # Example
@@ -85,9 +90,12 @@ mod member;
 mod membership;
 mod meta;
 mod preset;
+mod reconnect;
 mod tracker;
 
-pub use config::{DEFAULT_JOIN_TIMEOUT, MAX_NODE_ID_LEN, MembershipConfig};
+pub use config::{
+    DEFAULT_JOIN_TIMEOUT, DEFAULT_RECONNECT_TIMEOUT, MAX_NODE_ID_LEN, MembershipConfig,
+};
 pub use error::{MembershipError, Result};
 pub use event::{Events, MembershipEvent};
 pub use member::{MemberInfo, MemberState};

@@ -25,6 +25,7 @@ use crate::join;
 use crate::member::{MemberInfo, MemberState};
 use crate::meta::{NodeMeta, WireMeta};
 use crate::preset::memberlist_options;
+use crate::reconnect;
 use crate::tracker::{Notice, Tracker};
 
 /// Attempts at creating the node when binding port 0: the OS picks a free TCP
@@ -91,8 +92,18 @@ impl Membership {
             ml.clone(),
             notice_rx,
             tracker.clone(),
+            event_tx.clone(),
+            cancel.clone(),
+        ));
+        tasks.spawn(reconnect::run(
+            ml.clone(),
+            tracker.clone(),
             event_tx,
             cancel.clone(),
+            config
+                .reconnect_interval
+                .unwrap_or_else(|| config.preset.reconnect_interval()),
+            config.reconnect_timeout,
         ));
         tasks.close();
         let membership = Membership {
@@ -151,8 +162,7 @@ impl Membership {
             .iter()
             .map(|node| node.id().clone())
             .collect();
-        let mut tracker = self.tracker.lock().unwrap_or_else(PoisonError::into_inner);
-        tracker.forget_departed(|id| all.iter().any(|node| node.id() == id));
+        let tracker = self.tracker.lock().unwrap_or_else(PoisonError::into_inner);
         let mut members: Vec<MemberInfo> = all
             .iter()
             .filter_map(|node| {

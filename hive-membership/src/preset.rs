@@ -13,22 +13,32 @@ use crate::config::MembershipConfig;
 /// across restarts, so a member declared dead may be replaced at once.
 const DEAD_NODE_RECLAIM_TIME: Duration = Duration::from_millis(1);
 
-/// Probe, suspicion and gossip timings, by name.
+/// Probe, suspicion, gossip and reconnect timings, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Preset {
     /// memberlist's LAN defaults: probe every 500 ms with a 1 s timeout,
     /// suspicion multiplier 4, 3 indirect probes, gossip every 200 ms to 3 peers,
-    /// push/pull every 30 s. A crash is detected in about 3 s.
+    /// push/pull every 30 s. A crash is detected in about 3 s. Failed members
+    /// are tried again every 10 s.
     #[default]
     Lan,
     /// Fast timings for tests on one machine (loopback): memberlist's `local`
     /// options with probes every 200 ms, a 100 ms probe timeout, gossip every
     /// 50 ms, suspicion multiplier 2 and 1 indirect probe; push/pull every 15 s.
-    /// A crash is detected in about 1 s. Too aggressive for real networks.
+    /// A crash is detected in about 1 s. Failed members are tried again every
+    /// second. Too aggressive for real networks.
     Local,
 }
 
 impl Preset {
+    /// Returns the period between attempts to reconnect to failed members.
+    pub fn reconnect_interval(self) -> Duration {
+        match self {
+            Preset::Lan => Duration::from_secs(10),
+            Preset::Local => Duration::from_secs(1),
+        }
+    }
+
     /// Returns memberlist's options for this preset, before any override.
     fn options(self) -> Options {
         match self {

@@ -6,9 +6,14 @@
 //! flag set; the tracker remembers each member's last flag, so when the member
 //! then disappears it is reported `Left` if the flag was set and `Failed`
 //! otherwise.
+//!
+//! It also remembers when each member departed, so `reconnect.rs` can try
+//! failed ones again (not those that left) and forget departed ones after
+//! `reconnect_timeout`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use crate::event::MembershipEvent;
 use crate::member::{MemberInfo, MemberState};
@@ -44,6 +49,18 @@ struct Known {
     leaving: bool,
     /// `Some(Dead | Left)` once the member has departed.
     departed: Option<MemberState>,
+    /// When the member departed, until it is forgotten.
+    departed_at: Option<Instant>,
+}
+
+/// What to do about failed members, from [`Tracker::reconnects`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Reconnects {
+    /// Failed members to try again: id and last gossip address.
+    pub(crate) retry: Vec<(String, SocketAddr)>,
+    /// Members that departed longer ago than the timeout, failed ones included
+    /// (given up on); they are no longer tracked.
+    pub(crate) forgotten: Vec<String>,
 }
 
 /// The members this node has heard of, other than itself.
@@ -86,6 +103,7 @@ impl Tracker {
                     meta: wire.meta,
                     leaving: wire.leaving,
                     departed: None,
+                    departed_at: None,
                 };
                 let info = MemberInfo {
                     id: id.clone(),
@@ -107,6 +125,7 @@ impl Tracker {
                 }
                 let leaving = known.leaving || wire.is_ok_and(|w| w.leaving);
                 known.leaving = leaving;
+                known.departed_at = Some(Instant::now());
                 if leaving {
                     known.departed = Some(MemberState::Left);
                     Some(MembershipEvent::Left(id))
@@ -127,11 +146,25 @@ impl Tracker {
         }
     }
 
-    /// Forgets departed members memberlist no longer lists, keeping the tracker
-    /// as small as memberlist's own member table.
-    pub(crate) fn forget_departed(&mut self, still_listed: impl Fn(&str) -> bool) {
-        self.known
-            .retain(|id, known| known.departed.is_none() || still_listed(id));
+    /// Returns the failed members to try to reconnect to at `now`, and forgets
+    /// the members that departed `timeout` or longer ago: the tracker holds the
+    /// live members and those departed within the last `timeout`.
+    pub(crate) fn reconnects(&mut self, now: Instant, timeout: Duration) -> Reconnects {
+        let mut reconnects = Reconnects::default();
+        self.known.retain(|id, known| match known.departed_at {
+            Some(at) if now.saturating_duration_since(at) >= timeout => {
+                reconnects.forgotten.push(id.clone());
+                false
+            }
+            Some(_) if known.departed == Some(MemberState::Dead) => {
+                reconnects.retry.push((id.clone(), known.addr));
+                true
+            }
+            _ => true,
+        });
+        reconnects.retry.sort();
+        reconnects.forgotten.sort();
+        reconnects
     }
 
     #[cfg(test)]
@@ -287,14 +320,42 @@ mod tests {
     }
 
     #[test]
-    fn departed_members_are_forgotten_once_memberlist_forgets_them() {
+    fn failed_members_are_retried_until_the_timeout_then_forgotten() {
+        let timeout = Duration::from_secs(60);
+        let mut t = Tracker::new("me".into());
+        for (id, port) in [("b", 2), ("c", 3), ("d", 4)] {
+            t.apply(notice(Change::Joined, id, port, 100, false));
+        }
+        t.apply(notice(Change::Departed, "b", 2, 100, false));
+        t.apply(notice(Change::Updated, "c", 3, 100, true));
+        t.apply(notice(Change::Departed, "c", 3, 100, true));
+        // A member that left is not retried.
+        let now = Instant::now();
+        assert_eq!(
+            t.reconnects(now, timeout),
+            Reconnects {
+                retry: vec![("b".into(), SocketAddr::from(([127, 0, 0, 1], 2)))],
+                forgotten: vec![],
+            }
+        );
+        assert_eq!(
+            t.reconnects(now + timeout, timeout),
+            Reconnects {
+                retry: vec![],
+                forgotten: vec!["b".into(), "c".into()],
+            }
+        );
+        assert_eq!(t.reconnects(now + timeout, timeout), Reconnects::default());
+        assert_eq!(t.len(), 1, "only the live member is left");
+    }
+
+    #[test]
+    fn a_failed_member_that_comes_back_is_no_longer_retried() {
         let mut t = Tracker::new("me".into());
         t.apply(notice(Change::Joined, "b", 2, 100, false));
-        t.apply(notice(Change::Joined, "c", 3, 100, false));
         t.apply(notice(Change::Departed, "b", 2, 100, false));
-        t.forget_departed(|id| id == "b");
-        assert_eq!(t.len(), 2);
-        t.forget_departed(|_| false);
-        assert_eq!(t.len(), 1, "live members are kept");
+        t.apply(notice(Change::Joined, "b", 2, 100, false));
+        let reconnects = t.reconnects(Instant::now(), Duration::from_secs(60));
+        assert_eq!(reconnects, Reconnects::default());
     }
 }

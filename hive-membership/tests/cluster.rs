@@ -293,6 +293,107 @@ async fn crashed_node_rejoins_with_the_same_id_on_a_new_port() {
     }
 }
 
+/// Starts a node with id `id` alone on `addr`, retrying while the previous
+/// owner of the address is still releasing it.
+async fn start_alone_at(id: &str, addr: SocketAddr) -> (Membership, Events) {
+    let mut config = MembershipConfig::new(id, addr, meta(2, 1));
+    config.preset = Preset::Local;
+    let until = Instant::now() + DEADLINE;
+    loop {
+        match Membership::start(config.clone()).await {
+            Ok(started) => return started,
+            Err(MembershipError::Bind { .. }) if Instant::now() < until => {
+                tokio::time::sleep(POLL).await;
+            }
+            Err(e) => panic!("starting {id} on {addr}: {e}"),
+        }
+    }
+}
+
+// A partition that outlasts memberlist's gossip to the dead leaves two sides
+// that never contact each other again; a node restarted on its old address
+// without seeds is in the same position. Reconnecting heals both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_member_answering_at_its_address_again_is_reconnected() {
+    let (a, mut a_events) = start("a", &[]).await;
+    let (b, _) = start("b", &[&a]).await;
+    let b_addr = b.local_gossip_addr();
+    assert_eq!(joined(&mut a_events, "b").await, b_addr);
+    b.shutdown().await;
+    assert_eq!(
+        departure_of(&mut a_events, "b").await,
+        MembershipEvent::Failed("b".into())
+    );
+
+    // Back on the same address, knowing nobody: only `a` can make contact.
+    let (b, mut b_events) = start_alone_at("b", b_addr).await;
+    assert_eq!(joined(&mut a_events, "b").await, b_addr);
+    assert_eq!(joined(&mut b_events, "a").await, a.local_gossip_addr());
+    for node in [&a, &b] {
+        eventually("both see both alive", DEADLINE, || async {
+            alive_ids(node).await == ids(&["a", "b"])
+        })
+        .await;
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+// The address of a failed member may be taken by an unrelated node: pinging by
+// id keeps the two clusters apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_node_on_a_failed_members_address_is_not_joined() {
+    let (a, mut a_events) = start("a", &[]).await;
+    let (b, _) = start("b", &[&a]).await;
+    let b_addr = b.local_gossip_addr();
+    assert_eq!(joined(&mut a_events, "b").await, b_addr);
+    b.shutdown().await;
+    departure_of(&mut a_events, "b").await;
+
+    let (stranger, _) = start_alone_at("stranger", b_addr).await;
+    // Reconnect attempts run every second (`Preset::Local`): watch three.
+    let watch_until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < watch_until {
+        assert_eq!(alive_ids(&a).await, ids(&["a"]), "a joined the stranger");
+        assert_eq!(
+            alive_ids(&stranger).await,
+            ids(&["stranger"]),
+            "the stranger joined a"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    a.shutdown().await;
+    stranger.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_member_is_forgotten_after_the_reconnect_timeout() {
+    init_logs();
+    let mut a_config = config("a", &[], meta(2, 1));
+    a_config.reconnect_timeout = Duration::from_millis(500);
+    let (a, mut a_events) = Membership::start(a_config).await.expect("a starts");
+    let (b, _) = start("b", &[&a]).await;
+    joined(&mut a_events, "b").await;
+    b.shutdown().await;
+    assert_eq!(
+        departure_of(&mut a_events, "b").await,
+        MembershipEvent::Failed("b".into())
+    );
+    let forgotten = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match a_events.recv().await {
+                Some(MembershipEvent::Forgotten(id)) => return id,
+                Some(_) => {}
+                None => panic!("event stream ended"),
+            }
+        }
+    })
+    .await
+    .expect("b forgotten within the deadline");
+    assert_eq!(forgotten, "b");
+    a.shutdown().await;
+}
+
 /// Starts a node with `bad` metadata against the cluster `nodes`, expects
 /// `Incompatible` naming `field`, and checks the cluster never lists it.
 async fn assert_refused(nodes: &mut [(Membership, Events)], bad: NodeMeta, field: &str) {

@@ -277,6 +277,7 @@ fn cluster_config(config: &Config, id: &str) -> Result<ClusterConfig> {
         gossip_interval: Some(config.gossip_interval),
         gossip_fanout: Some(config.gossip_fanout),
         join_timeout: config.join_timeout,
+        reconnect_timeout: hive_cluster::DEFAULT_RECONNECT_TIMEOUT,
         rebalance_debounce: config.rebalance_debounce,
         request_timeout: config.request_timeout,
         tombstone_retention: config.tombstone_retention,
