@@ -188,14 +188,14 @@ fn write_load(
     }
 }
 
-struct Node {
-    child: Child,
-    resp: SocketAddr,
-    alive: bool,
+pub(crate) struct Node {
+    pub(crate) child: Child,
+    pub(crate) resp: SocketAddr,
+    pub(crate) alive: bool,
 }
 
 impl Node {
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.alive = false;
@@ -203,12 +203,14 @@ impl Node {
 
     /// Polls `HIVE.STATUS` until this node sees `members` alive members and
     /// nothing left to move.
-    fn wait_for(&self, members: usize) -> anyhow::Result<()> {
+    pub(crate) fn wait_for(&self, members: usize) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = None;
         loop {
             if let Ok(mut client) = Client::connect(self.resp)
                 && let Ok(Reply::Array(Some(status))) = client.call(&["HIVE.STATUS"])
             {
+                last = Some(status.clone());
                 let alive = count_alive(&status);
                 let pending = status
                     .chunks(2)
@@ -219,7 +221,10 @@ impl Node {
                 }
             }
             if Instant::now() > deadline {
-                bail!("{} did not see {members} members settle", self.resp);
+                bail!(
+                    "{} did not see {members} members settle; last HIVE.STATUS: {last:?}",
+                    self.resp
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -299,7 +304,7 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// A reply, as far as this load generator needs to tell them apart.
 #[derive(Debug, Clone, PartialEq)]
-enum Reply {
+pub(crate) enum Reply {
     Simple(String),
     Error(String),
     Int(i64),
@@ -308,13 +313,13 @@ enum Reply {
 }
 
 /// A blocking RESP2 client.
-struct Client {
+pub(crate) struct Client {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
 }
 
 impl Client {
-    fn connect(addr: SocketAddr) -> anyhow::Result<Client> {
+    pub(crate) fn connect(addr: SocketAddr) -> anyhow::Result<Client> {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         stream.set_nodelay(true)?;
@@ -324,7 +329,7 @@ impl Client {
         })
     }
 
-    fn call(&mut self, args: &[&str]) -> anyhow::Result<Reply> {
+    pub(crate) fn call(&mut self, args: &[&str]) -> anyhow::Result<Reply> {
         let mut request = format!("*{}\r\n", args.len());
         for arg in args {
             request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));

@@ -5,6 +5,7 @@
 
 mod bench;
 mod cluster;
+mod partition;
 mod resp;
 mod test;
 
@@ -24,6 +25,10 @@ Subcommands:
   cluster [--nodes N] [--rf R] [--kill K] [--seconds S] [--writers W]
         Run N hived processes under a write load, kill -9 K of them mid-load, and
         verify every acknowledged write through every survivor (0 lost or it fails).
+  partition [--seconds S]
+        G7 with processes: 3 hived nodes in network namespaces, one cut off for S
+        seconds under writes on both sides, then healed; checks convergence and
+        that only writes the other side overwrote were lost. Needs root and `ip`.
   test [-- <cargo test args>]
         The whole test suite: installs redis-server/redis-cli (as root) and a Python
         virtualenv with `redis` when missing, then runs `cargo test --workspace`.
@@ -48,6 +53,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
     match subcommand.as_str() {
         "bench" => bench::run(rest),
         "cluster" => cluster::run(rest),
+        "partition" => partition::run(rest),
         "test" => test::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
