@@ -27,6 +27,12 @@ use crate::wire::to_wire;
 const BATCH_ENTRIES: usize = 256;
 /// Bytes of keys and payloads per batch, at most (one entry may exceed it).
 const BATCH_BYTES: usize = 1 << 20;
+/// Keys planned or exported between two yields to the runtime. Planning and
+/// exporting are CPU work that rarely awaits (a batch goes out at once while
+/// the window has room); without yielding, a rebalance holds a worker thread
+/// for tens of milliseconds and the client operations queued behind it wait
+/// (spec: cluster.md "must not stall client traffic").
+const YIELD_EVERY: usize = 32;
 
 /// Moves this node's data from the placement of `old` to that of `new`.
 pub(crate) async fn run<C: PeerClient>(
@@ -38,13 +44,16 @@ pub(crate) async fn run<C: PeerClient>(
     let mut keys = store.keys();
     keys.extend(store.tombstone_keys());
     // Decide every key first, so progress can be reported from the start.
-    let moves: Vec<(Bytes, KeyPlan<'_>)> = keys
-        .into_iter()
-        .filter_map(|key| {
-            let plan = plan_key(&shared.id, &key, old, new);
-            (!plan.send_to.is_empty()).then_some((key, plan))
-        })
-        .collect();
+    let mut moves: Vec<(Bytes, KeyPlan<'_>)> = Vec::new();
+    for (index, key) in keys.into_iter().enumerate() {
+        if index % YIELD_EVERY == YIELD_EVERY - 1 {
+            tokio::task::yield_now().await;
+        }
+        let plan = plan_key(&shared.id, &key, old, new);
+        if !plan.send_to.is_empty() {
+            moves.push((key, plan));
+        }
+    }
     let pending: usize = moves.iter().map(|(_, plan)| plan.send_to.len()).sum();
     shared
         .rebalance_pending
@@ -56,7 +65,10 @@ pub(crate) async fn run<C: PeerClient>(
     // What each moving key was exported as: `(version, tombstone)`, `None` if
     // it vanished (expired) before its turn.
     let mut sent: Vec<Option<(Version, bool)>> = Vec::with_capacity(moves.len());
-    for (key, plan) in &moves {
+    for (index, (key, plan)) in moves.iter().enumerate() {
+        if index % YIELD_EVERY == YIELD_EVERY - 1 {
+            tokio::task::yield_now().await;
+        }
         let entry = store.export(key).ok().flatten();
         sent.push(
             entry
@@ -86,7 +98,10 @@ pub(crate) async fn run<C: PeerClient>(
             failed.insert(receiver);
         }
     }
-    for ((key, plan), sent) in moves.iter().zip(sent) {
+    for (index, ((key, plan), sent)) in moves.iter().zip(sent).enumerate() {
+        if index % YIELD_EVERY == YIELD_EVERY - 1 {
+            tokio::task::yield_now().await;
+        }
         let confirmed = plan.send_to.iter().all(|to| !failed.contains(*to));
         match sent {
             Some((version, true)) if plan.drop_after && confirmed => {

@@ -5,8 +5,16 @@
 //! the same size as the join moved through the same transfer stream
 //! (`hive-transport`, same batch size and window) to a peer that only
 //! acknowledges: the loopback rate of the stream itself.
+//!
+//! The second half of P8, client latency during a rebalance, is measured once
+//! per run outside criterion: readers read loaded keys one at a time through
+//! the first node for a second of steady state, then while the third node
+//! joins and the data moves; the two p99s and their ratio are printed.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -47,9 +55,15 @@ fn config(seeds: &[&Node]) -> Config {
     }
 }
 
-/// Loads a 2-node cluster, joins a third node, and returns how long the
-/// rebalance took and how many keys moved to the newcomer.
-async fn join_once(keys: u64) -> (Duration, u64) {
+/// Client tasks reading during the latency measurement.
+const READERS: u64 = 8;
+
+fn key(index: u64) -> String {
+    format!("key-{index:08}")
+}
+
+/// Starts a 2-node cluster holding `keys` keys.
+async fn loaded_pair(keys: u64) -> (Node, Node) {
     let first = Node::start(config(&[])).await.unwrap();
     let second = Node::start(config(&[&first])).await.unwrap();
     for node in [&first, &second] {
@@ -61,8 +75,8 @@ async fn join_once(keys: u64) -> (Duration, u64) {
             let store = ValueStore::<Vec<u8>>::new(&first.cache(), "p8");
             let value = value.clone();
             tokio::spawn(async move {
-                for key in (task..keys).step_by(256) {
-                    store.set(&format!("key-{key:08}"), &value).await.unwrap();
+                for index in (task..keys).step_by(256) {
+                    store.set(&key(index), &value).await.unwrap();
                 }
             })
         })
@@ -70,6 +84,13 @@ async fn join_once(keys: u64) -> (Duration, u64) {
     for loader in loaders {
         loader.await.unwrap();
     }
+    (first, second)
+}
+
+/// Loads a 2-node cluster, joins a third node, and returns how long the
+/// rebalance took and how many keys moved to the newcomer.
+async fn join_once(keys: u64) -> (Duration, u64) {
+    let (first, second) = loaded_pair(keys).await;
     let started = Instant::now();
     let third = Node::start(config(&[&first, &second])).await.unwrap();
     for node in [&first, &second, &third] {
@@ -81,6 +102,79 @@ async fn join_once(keys: u64) -> (Duration, u64) {
         node.shutdown().await.unwrap();
     }
     (took, moved)
+}
+
+/// Read latencies, and reads that found nothing (G4 says none should).
+#[derive(Default)]
+struct Reads {
+    latencies: Vec<Duration>,
+    misses: u64,
+}
+
+impl Reads {
+    fn p99(&mut self) -> Duration {
+        self.latencies.sort_unstable();
+        let at = (self.latencies.len() * 99 / 100).min(self.latencies.len().saturating_sub(1));
+        self.latencies.get(at).copied().unwrap_or_default()
+    }
+}
+
+/// Runs [`READERS`] tasks reading random loaded keys through `node`, one read
+/// at a time each, while `during` runs; returns its output and the reads.
+async fn reading_while<T>(node: &Node, keys: u64, during: impl Future<Output = T>) -> (T, Reads) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| {
+            let store = ValueStore::<Vec<u8>>::new(&node.cache(), "p8");
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut reads = Reads::default();
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let found = store.get(&key(fastrand::u64(..keys))).await.is_ok();
+                    reads.latencies.push(started.elapsed());
+                    reads.misses += u64::from(!found);
+                }
+                reads
+            })
+        })
+        .collect();
+    let output = during.await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Reads::default();
+    for reader in readers {
+        let reads = reader.await.unwrap();
+        all.latencies.extend(reads.latencies);
+        all.misses += reads.misses;
+    }
+    (output, all)
+}
+
+/// Measures client read latency in steady state and while a third node joins.
+async fn latency_during_join(keys: u64) {
+    let (first, second) = loaded_pair(keys).await;
+    let ((), mut steady) =
+        reading_while(&first, keys, tokio::time::sleep(Duration::from_secs(1))).await;
+    let (third, mut during) = reading_while(&first, keys, async {
+        let third = Node::start(config(&[&first, &second])).await.unwrap();
+        for node in [&first, &second, &third] {
+            node.wait_ready(3, Duration::from_secs(300)).await.unwrap();
+        }
+        third
+    })
+    .await;
+    let (steady_p99, during_p99) = (steady.p99(), during.p99());
+    println!(
+        "P8 client p99, {READERS} readers through one node: steady {steady_p99:?} ({} reads), \
+         during the join's rebalance {during_p99:?} ({} reads, {} misses): {:.2}x (target <= 3x)",
+        steady.latencies.len(),
+        during.latencies.len(),
+        steady.misses + during.misses,
+        during_p99.as_secs_f64() / steady_p99.as_secs_f64().max(f64::MIN_POSITIVE),
+    );
+    for node in [third, second, first] {
+        node.shutdown().await.unwrap();
+    }
 }
 
 /// Acknowledges every batch without storing anything.
@@ -164,6 +258,7 @@ fn p8(c: &mut Criterion) {
     let client = GrpcClient::new(options);
     // How many keys a join moves, to stream as many in the baseline.
     let (_, moved) = runtime.block_on(join_once(keys));
+    runtime.block_on(latency_during_join(keys));
 
     let mut group = c.benchmark_group("P8");
     group.sample_size(10);
