@@ -33,5 +33,5 @@ pub use cluster::{Cluster, ClusterHandle, MemberReport};
 pub use config::ClusterConfig;
 pub use error::{ClusterError, Result};
 pub use hive_membership::{DEFAULT_RECONNECT_TIMEOUT, MemberState, MembershipError, Preset};
-pub use plan::{KeyPlan, Plan, plan, plan_at, plan_key};
+pub use plan::{ArcPlans, KeyPlan, Plan, plan, plan_at, plan_key};
 pub use view::{NodeId, Peer, View};

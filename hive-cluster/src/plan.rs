@@ -75,6 +75,59 @@ pub fn plan_at<'v>(local: &str, at: u64, old: &View, new: &'v View) -> KeyPlan<'
     }
 }
 
+/// [`plan_at`] for every ring position at once: the owners in both views are
+/// constant on each arc between two consecutive vnode positions of either
+/// view, so so is the plan. Planning a key is then a hash and a binary search
+/// over a few hundred arcs, not two ring walks and their allocations — the
+/// bulk of a rebalance's planning, which touches every key a node holds.
+#[derive(Debug, Clone)]
+pub struct ArcPlans<'v> {
+    /// The union of both views' vnode positions, ascending, without repeats.
+    /// Arc `i` is `(ends[i - 1], ends[i]]`; arc 0 also takes the wrap-around.
+    ends: Vec<u64>,
+    /// The plan of each arc.
+    plans: Vec<KeyPlan<'v>>,
+}
+
+impl<'v> ArcPlans<'v> {
+    /// Plans every arc for `local`, from view `old` to view `new`.
+    pub fn new(local: &str, old: &View, new: &'v View) -> Self {
+        let mut ends: Vec<u64> = old
+            .positions()
+            .iter()
+            .chain(new.positions())
+            .copied()
+            .collect();
+        ends.sort_unstable();
+        ends.dedup();
+        if ends.is_empty() {
+            // Both views empty: one arc, the whole ring.
+            ends.push(u64::MAX);
+        }
+        let plans = ends
+            .iter()
+            .map(|&end| plan_at(local, end, old, new))
+            .collect();
+        Self { ends, plans }
+    }
+
+    /// Returns the index of the arc holding ring position `at`.
+    pub fn arc_of(&self, at: u64) -> usize {
+        let arc = self.ends.partition_point(|&end| end < at);
+        if arc == self.ends.len() { 0 } else { arc }
+    }
+
+    /// Returns the plan of arc `arc` (from [`ArcPlans::arc_of`]).
+    pub fn plan(&self, arc: usize) -> &KeyPlan<'v> {
+        &self.plans[arc]
+    }
+
+    /// Returns the plan for the key at ring position `at`: [`plan_at`]'s.
+    pub fn plan_at(&self, at: u64) -> &KeyPlan<'v> {
+        self.plan(self.arc_of(at))
+    }
+}
+
 /// The plan for every key this node holds, grouped by receiver.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
@@ -221,6 +274,39 @@ mod tests {
             &old,
         );
         assert_eq!((plan.pending(), plan.drops.len()), (0, 0));
+    }
+
+    #[test]
+    fn arc_plans_agree_with_planning_each_position() {
+        let views = [
+            view(2, &[]),
+            view(1, &["a"]),
+            view(2, &["a", "b", "c"]),
+            view(2, &["a", "b", "c", "d"]),
+            view(2, &["a", "c"]),
+            view(3, &["b", "c", "d"]),
+        ];
+        for old in &views {
+            for new in &views {
+                for local in ["a", "b", "d"] {
+                    let arcs = ArcPlans::new(local, old, new);
+                    // Every vnode position and its neighbours (arc edges),
+                    // the ends of the ring, and positions in between.
+                    let mut probes: Vec<u64> = vec![0, 1, u64::MAX - 1, u64::MAX];
+                    for &end in old.positions().iter().chain(new.positions()) {
+                        probes.extend([end.wrapping_sub(1), end, end.wrapping_add(1)]);
+                    }
+                    probes.extend((0..2_000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+                    for at in probes {
+                        assert_eq!(
+                            *arcs.plan_at(at),
+                            plan_at(local, at, old, new),
+                            "{local} at {at:#x}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

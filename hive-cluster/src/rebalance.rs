@@ -19,7 +19,7 @@ use hive_store::{ExportedData, Version};
 use hive_transport::{Entry, PeerClient, TransferBatch, TransferStream};
 
 use crate::node::Shared;
-use crate::plan::{KeyPlan, plan_key};
+use crate::plan::ArcPlans;
 use crate::view::{NodeId, View};
 use crate::wire::to_wire;
 
@@ -43,18 +43,23 @@ pub(crate) async fn run<C: PeerClient>(
     let store = &shared.store;
     let mut keys = store.keys();
     keys.extend(store.tombstone_keys());
-    // Decide every key first, so progress can be reported from the start.
-    let mut moves: Vec<(Bytes, KeyPlan<'_>)> = Vec::new();
+    // Decide every key first, so progress can be reported from the start:
+    // each moving key with the arc whose plan applies to it.
+    let arcs = ArcPlans::new(&shared.id, old, new);
+    let mut moves: Vec<(Bytes, usize)> = Vec::new();
     for (index, key) in keys.into_iter().enumerate() {
         if index % YIELD_EVERY == YIELD_EVERY - 1 {
             tokio::task::yield_now().await;
         }
-        let plan = plan_key(&shared.id, &key, old, new);
-        if !plan.send_to.is_empty() {
-            moves.push((key, plan));
+        let arc = arcs.arc_of(hive_ring::position(&key));
+        if !arcs.plan(arc).send_to.is_empty() {
+            moves.push((key, arc));
         }
     }
-    let pending: usize = moves.iter().map(|(_, plan)| plan.send_to.len()).sum();
+    let pending: usize = moves
+        .iter()
+        .map(|(_, arc)| arcs.plan(*arc).send_to.len())
+        .sum();
     shared
         .rebalance_pending
         .store(pending as u64, Ordering::Relaxed);
@@ -65,10 +70,11 @@ pub(crate) async fn run<C: PeerClient>(
     // What each moving key was exported as: `(version, tombstone)`, `None` if
     // it vanished (expired) before its turn.
     let mut sent: Vec<Option<(Version, bool)>> = Vec::with_capacity(moves.len());
-    for (index, (key, plan)) in moves.iter().enumerate() {
+    for (index, (key, arc)) in moves.iter().enumerate() {
         if index % YIELD_EVERY == YIELD_EVERY - 1 {
             tokio::task::yield_now().await;
         }
+        let plan = arcs.plan(*arc);
         let entry = store.export(key).ok().flatten();
         sent.push(
             entry
@@ -98,10 +104,11 @@ pub(crate) async fn run<C: PeerClient>(
             failed.insert(receiver);
         }
     }
-    for (index, ((key, plan), sent)) in moves.iter().zip(sent).enumerate() {
+    for (index, ((key, arc), sent)) in moves.iter().zip(sent).enumerate() {
         if index % YIELD_EVERY == YIELD_EVERY - 1 {
             tokio::task::yield_now().await;
         }
+        let plan = arcs.plan(*arc);
         let confirmed = plan.send_to.iter().all(|to| !failed.contains(*to));
         match sent {
             Some((version, true)) if plan.drop_after && confirmed => {

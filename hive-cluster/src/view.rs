@@ -110,6 +110,12 @@ impl View {
         self.ring.owners_at(at, self.replication_factor)
     }
 
+    /// Returns the ring's vnode positions, ascending: owners are constant on
+    /// each arc `(positions[i - 1], positions[i]]` (the first arc wraps).
+    pub fn positions(&self) -> &[u64] {
+        self.ring.positions()
+    }
+
     /// Returns the primary of `key`.
     pub fn primary(&self, key: &[u8]) -> Option<&NodeId> {
         self.ring.owner(key)

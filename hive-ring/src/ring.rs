@@ -172,6 +172,16 @@ impl<N: Clone + Eq + Hash + AsRef<[u8]>> Ring<N> {
         owned as f64 / 2f64.powi(64)
     }
 
+    /// Returns the positions of all virtual nodes, ascending (with repeats if
+    /// two vnodes collide). The owners of a position depend only on the first
+    /// vnode position at or after it, so they are constant between two
+    /// consecutive entries: callers comparing rings can work per arc instead
+    /// of per key.
+    #[must_use]
+    pub fn positions(&self) -> &[u64] {
+        &self.positions
+    }
+
     /// Returns the number of member nodes.
     #[must_use]
     pub fn len(&self) -> usize {
