@@ -195,6 +195,23 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    /// Waits until the started `child` accepts clients on `resp`.
+    pub(crate) fn serving(child: Child, resp: SocketAddr) -> anyhow::Result<Node> {
+        let node = Node {
+            child,
+            resp,
+            alive: true,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(resp).is_err() {
+            if Instant::now() > deadline {
+                bail!("hived did not open {resp}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(node)
+    }
+
     pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -281,19 +298,7 @@ fn start_nodes(binary: &Path, settings: &Settings) -> anyhow::Result<Vec<Node>> 
         }
         seed.get_or_insert(gossip_port);
         let child = command.spawn().context("starting hived")?;
-        let node = Node {
-            child,
-            resp,
-            alive: true,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(resp).is_err() {
-            if Instant::now() > deadline {
-                bail!("hived did not open {resp}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        nodes.push(node);
+        nodes.push(Node::serving(child, resp)?);
     }
     Ok(nodes)
 }

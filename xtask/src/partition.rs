@@ -297,19 +297,7 @@ fn start_nodes(binary: &Path, net: &Net) -> anyhow::Result<Vec<Node>> {
             command.args(["--seed", &seed]);
         }
         let child = command.spawn().context("starting hived in a namespace")?;
-        let node = Node {
-            child,
-            resp,
-            alive: true,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Client::connect(resp).is_err() {
-            if Instant::now() > deadline {
-                bail!("hived did not open {resp}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        nodes.push(node);
+        nodes.push(Node::serving(child, resp)?);
     }
     Ok(nodes)
 }
