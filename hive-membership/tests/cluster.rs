@@ -310,11 +310,9 @@ async fn start_alone_at(id: &str, addr: SocketAddr) -> (Membership, Events) {
     }
 }
 
-// A partition that outlasts memberlist's gossip to the dead leaves two sides
-// that never contact each other again; a node restarted on its old address
-// without seeds is in the same position. Reconnecting heals both.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_member_answering_at_its_address_again_is_reconnected() {
+/// Starts `a`, then `b` joining it, crashes `b` and waits until `a` reports it
+/// failed; returns `a`, its events and the address `b` had.
+async fn a_with_b_crashed() -> (Membership, Events, SocketAddr) {
     let (a, mut a_events) = start("a", &[]).await;
     let (b, _) = start("b", &[&a]).await;
     let b_addr = b.local_gossip_addr();
@@ -324,6 +322,15 @@ async fn a_failed_member_answering_at_its_address_again_is_reconnected() {
         departure_of(&mut a_events, "b").await,
         MembershipEvent::Failed("b".into())
     );
+    (a, a_events, b_addr)
+}
+
+// A partition that outlasts memberlist's gossip to the dead leaves two sides
+// that never contact each other again; a node restarted on its old address
+// without seeds is in the same position. Reconnecting heals both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_member_answering_at_its_address_again_is_reconnected() {
+    let (a, mut a_events, b_addr) = a_with_b_crashed().await;
 
     // Back on the same address, knowing nobody: only `a` can make contact.
     let (b, mut b_events) = start_alone_at("b", b_addr).await;
@@ -343,12 +350,7 @@ async fn a_failed_member_answering_at_its_address_again_is_reconnected() {
 // id keeps the two clusters apart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_node_on_a_failed_members_address_is_not_joined() {
-    let (a, mut a_events) = start("a", &[]).await;
-    let (b, _) = start("b", &[&a]).await;
-    let b_addr = b.local_gossip_addr();
-    assert_eq!(joined(&mut a_events, "b").await, b_addr);
-    b.shutdown().await;
-    departure_of(&mut a_events, "b").await;
+    let (a, _a_events, b_addr) = a_with_b_crashed().await;
 
     let (stranger, _) = start_alone_at("stranger", b_addr).await;
     // Reconnect attempts run every second (`Preset::Local`): watch three.
