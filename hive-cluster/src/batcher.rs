@@ -1,7 +1,8 @@
 //! Coalesces what this node sends one peer into batched RPCs: the operations
 //! it forwards (`Execute`, spec: performance.md P5) and the entries it
 //! replicates (`Replicate`). Callers queue their item; one task per peer
-//! takes whatever has queued up — at most [`MAX_BATCH`] — into one request,
+//! takes whatever has queued up — at most [`MAX_BATCH`] items and
+//! [`MAX_BATCH_BYTES`] (a larger item goes alone) — into one request,
 //! keeping up to [`MAX_IN_FLIGHT`] requests outstanding. When a peer has
 //! nothing in flight, the caller sends its item itself, sparing the hand-over
 //! to the queue task and back, so batching adds no latency; under load, items
@@ -26,6 +27,9 @@ use tokio_util::task::TaskTracker;
 
 /// Most operations in one request.
 const MAX_BATCH: usize = 128;
+/// Most bytes of items in one request, unless a single item is larger: large
+/// values go in requests of their own, so no batch passes the message bound.
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
 /// Most requests outstanding to one peer from the queue task.
 const MAX_IN_FLIGHT: usize = 4;
 /// Operations that may wait for one peer before callers wait to queue.
@@ -61,6 +65,9 @@ pub(crate) trait Rpc<C: PeerClient>: Send + Sync + 'static {
     /// What one caller gets back.
     type Outcome: Send + 'static;
 
+    /// Returns the bytes `item` adds to a request (its payload, roughly).
+    fn size(item: &Self::Item) -> usize;
+
     /// Sends `items` to `peer` in one request; one outcome per item, in order.
     fn call(
         client: &C,
@@ -78,6 +85,10 @@ pub(crate) struct Forward;
 impl<C: PeerClient> Rpc<C> for Forward {
     type Item = Operation;
     type Outcome = OperationResult;
+
+    fn size(op: &Operation) -> usize {
+        op.key.len() + op.op.len()
+    }
 
     async fn call(
         client: &C,
@@ -103,6 +114,10 @@ pub(crate) struct Replicate;
 impl<C: PeerClient> Rpc<C> for Replicate {
     type Item = (u64, Entry);
     type Outcome = EntryResult;
+
+    fn size((_, entry): &(u64, Entry)) -> usize {
+        entry.key.len() + entry.payload.len()
+    }
 
     async fn call(
         client: &C,
@@ -282,27 +297,41 @@ async fn drain<C: PeerClient, R: Rpc<C>>(
     stop: CancellationToken,
 ) {
     let mut in_flight = FuturesUnordered::new();
+    // An item that did not fit in the last batch; it starts the next one.
+    let mut held = None;
     loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
-            queued = queue.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
-                let Some(first) = queued else { break };
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match queue.try_recv() {
-                        Ok(queued) => batch.push(queued),
-                        Err(_) => break,
-                    }
+        let first = match held.take() {
+            Some(first) if in_flight.len() < MAX_IN_FLIGHT => first,
+            waiting => {
+                held = waiting;
+                tokio::select! {
+                () = stop.cancelled() => return,
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => continue,
+                queued = queue.recv(), if held.is_none() && in_flight.len() < MAX_IN_FLIGHT => {
+                    let Some(first) = queued else { break };
+                    first
                 }
-                busy.fetch_add(1, Ordering::AcqRel);
-                let (client, from_node, busy) = (client.clone(), from_node.clone(), busy.clone());
-                in_flight.push(async move {
-                    send::<C, R>(client, peer, from_node, timeout, batch).await;
-                    busy.fetch_sub(1, Ordering::AcqRel);
-                });
+                }
             }
+        };
+        let mut bytes = R::size(&first.item);
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+            let Ok(queued) = queue.try_recv() else { break };
+            let size = R::size(&queued.item);
+            if bytes + size > MAX_BATCH_BYTES {
+                held = Some(queued);
+                break;
+            }
+            bytes += size;
+            batch.push(queued);
         }
+        busy.fetch_add(1, Ordering::AcqRel);
+        let (client, from_node, busy) = (client.clone(), from_node.clone(), busy.clone());
+        in_flight.push(async move {
+            send::<C, R>(client, peer, from_node, timeout, batch).await;
+            busy.fetch_sub(1, Ordering::AcqRel);
+        });
     }
     // The queue closed: finish what is in flight.
     while in_flight.next().await.is_some() {}
@@ -355,15 +384,23 @@ mod tests {
 
     use super::*;
 
-    /// Echoes each operation's payload and counts requests.
+    /// Echoes each operation's payload, counts requests and notes the
+    /// largest one's payload bytes.
     #[derive(Debug, Default)]
     struct Echo {
         requests: AtomicUsize,
+        largest: AtomicUsize,
     }
 
     impl PeerHandler for Echo {
         async fn execute(&self, request: ExecuteRequest) -> Result<ExecuteResponse, RemoteError> {
             self.requests.fetch_add(1, Ordering::SeqCst);
+            let bytes = request
+                .ops
+                .iter()
+                .map(<Forward as Rpc<hive_transport::MemoryClient>>::size)
+                .sum();
+            self.largest.fetch_max(bytes, Ordering::SeqCst);
             // A real peer answers later: let other callers run meanwhile.
             tokio::task::yield_now().await;
             if request.ops.iter().any(|op| op.op == "refuse") {
@@ -497,6 +534,41 @@ mod tests {
         }
         let requests = echo.requests.load(Ordering::SeqCst);
         assert!(requests < 300, "300 entries in {requests} requests");
+        batchers.stop();
+    }
+
+    #[tokio::test]
+    async fn large_operations_share_requests_only_up_to_the_byte_bound() {
+        let (echo, peer, batchers, _server) = setup();
+        let payload = |i: usize| format!("{i}-{}", "p".repeat(300_000));
+        let calls = (0..40).map(|i| {
+            let batchers = batchers.clone();
+            tokio::spawn(async move { (i, batchers.execute(peer, operation(&payload(i))).await) })
+        });
+        for call in futures::future::join_all(calls).await {
+            let (i, result) = call.unwrap();
+            assert_eq!(result.unwrap().unwrap(), Bytes::from(payload(i)));
+        }
+        let (requests, largest) = (
+            echo.requests.load(Ordering::SeqCst),
+            echo.largest.load(Ordering::SeqCst),
+        );
+        assert!(requests < 40, "40 operations in {requests} requests");
+        assert!(
+            largest <= MAX_BATCH_BYTES,
+            "a request carried {largest} bytes"
+        );
+        // One item over the bound still goes, alone.
+        let huge = "h".repeat(2 * MAX_BATCH_BYTES);
+        let calls = (0..3).map(|_| batchers.execute(peer, operation(&huge)));
+        for result in futures::future::join_all(calls).await {
+            assert_eq!(result.unwrap().unwrap().len(), huge.len());
+        }
+        let largest = echo.largest.load(Ordering::SeqCst);
+        assert!(
+            largest < 2 * huge.len(),
+            "huge operations shared a request ({largest} bytes)"
+        );
         batchers.stop();
     }
 

@@ -25,6 +25,7 @@ use crate::error::{ClusterError, Result};
 use crate::node::{Handler, Shared};
 use crate::rebalance;
 use crate::view::{Peer, View};
+use crate::wire::message_limit;
 
 /// How long after a view change (beyond the debounce) a primary still fetches
 /// keys it does not know from their earlier owners: the time a rebalance
@@ -69,7 +70,10 @@ impl Cluster {
     /// Binds the peer server, joins the seeds and starts the driver; returns once
     /// the node serves requests.
     pub async fn start(config: ClusterConfig, store: Arc<Store>) -> Result<Cluster> {
-        let options = TransportOptions::default();
+        let options = TransportOptions {
+            max_message_size: message_limit(store.limits()),
+            ..TransportOptions::default()
+        };
         let replication_factor = config.replication_factor.max(1);
         let view = View::new(replication_factor);
         let shared = Arc::new(Shared::new(
@@ -79,6 +83,7 @@ impl Cluster {
             view,
             config.request_timeout,
             config.rebalance_debounce + CATCH_UP_GRACE,
+            options.max_message_size,
         ));
         let server = GrpcServer::bind(config.rpc_bind, Handler(shared.clone()), options).await?;
         let rpc_addr = advertised(server.local_addr(), config.advertise);

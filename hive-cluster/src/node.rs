@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::join_all;
-use hive_store::{Applied, ExportedEntry, Kind, Op, Reply, Store};
+use hive_store::{Applied, ExportedEntry, Kind, Op, Reply, Store, StoreError};
 use hive_transport::{
-    ApplyOutcome, Entry, ErrorKind, ExecuteRequest, ExecuteResponse, Operation, PROTOCOL_VERSION,
-    PeerClient, PeerHandler, PeerStatus, RemoteError, ReplicateRequest, ReplicateResponse,
-    TransferAck, TransferBatch, TransportError,
+    ApplyOutcome, Entry, ErrorKind, ExecuteRequest, ExecuteResponse, Operation, OperationResult,
+    PROTOCOL_VERSION, PeerClient, PeerHandler, PeerStatus, RemoteError, ReplicateRequest,
+    ReplicateResponse, TransferAck, TransferBatch, TransportError,
 };
 use parking_lot::RwLock;
 
@@ -23,8 +23,8 @@ use crate::batcher::{BatchError, Batchers, Forward, Replicate};
 use crate::error::{ClusterError, Result};
 use crate::view::View;
 use crate::wire::{
-    PeerOp, PeerReply, decode_op, decode_reply, encode_op, encode_reply, from_remote, from_wire,
-    to_remote, to_wire,
+    MESSAGE_MARGIN, PeerOp, PeerReply, decode_op, decode_reply, encode_op, encode_reply,
+    from_remote, from_wire, to_remote, to_wire,
 };
 
 /// Pause before retrying an operation that met a view disagreement or an
@@ -55,6 +55,9 @@ enum Failure {
     /// The attempt surely did not run (wrong owner, no connection): try again
     /// with a fresher view until the deadline.
     Retry(String),
+    /// A read whose reply did not fit in its batch's response: send it again
+    /// at once.
+    Resend(String),
 }
 
 impl From<ClusterError> for Failure {
@@ -88,6 +91,9 @@ pub(crate) struct Shared<C: PeerClient> {
     earlier: RwLock<Vec<Earlier>>,
     /// How long after a view change keys may still be arriving.
     catch_up_window: Duration,
+    /// Bytes of read replies one `Execute` response may carry (the message
+    /// bound less [`MESSAGE_MARGIN`]); reads past it are deferred.
+    reply_budget: usize,
     /// Members declared failed: nothing to fetch from them.
     failed: RwLock<std::collections::HashSet<String>>,
     pub(crate) request_timeout: Duration,
@@ -115,6 +121,7 @@ impl<C: PeerClient> Shared<C> {
         view: View,
         request_timeout: Duration,
         catch_up_window: Duration,
+        max_message_size: usize,
     ) -> Self {
         Self {
             forwards: Batchers::new(client.clone(), id.clone(), request_timeout),
@@ -125,6 +132,7 @@ impl<C: PeerClient> Shared<C> {
             view: RwLock::new(Arc::new(view)),
             earlier: RwLock::new(Vec::new()),
             catch_up_window,
+            reply_budget: max_message_size.saturating_sub(MESSAGE_MARGIN),
             failed: RwLock::new(std::collections::HashSet::new()),
             request_timeout,
             stopping: AtomicBool::new(false),
@@ -250,6 +258,8 @@ impl<C: PeerClient> Shared<C> {
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
                 Err(Failure::Retry(reason)) => return Err(ClusterError::Unavailable(reason)),
+                Err(Failure::Resend(_)) if Instant::now() < deadline => {}
+                Err(Failure::Resend(reason)) => return Err(ClusterError::Unavailable(reason)),
             }
         }
     }
@@ -540,6 +550,15 @@ impl<C: PeerClient> Shared<C> {
             key: Bytes::copy_from_slice(key),
             op: encode_op(&PeerOp::Client(op.clone())),
         };
+        let size = operation.key.len() + operation.op.len();
+        if size > self.reply_budget {
+            return Err(Failure::Final(ClusterError::Store(
+                StoreError::InvalidArgument(format!(
+                    "the operation is {size} bytes; a peer message carries at most {}",
+                    self.reply_budget
+                )),
+            )));
+        }
         let outcome = self.forwards.execute(peer.rpc_addr, operation).await;
         if matches!(
             outcome,
@@ -555,6 +574,7 @@ impl<C: PeerClient> Shared<C> {
                 ))),
                 Err(err) => Err(Failure::Final(err)),
             },
+            Ok(Err(err)) if err.kind == ErrorKind::Deferred => Err(Failure::Resend(err.message)),
             // Refused before anything ran (not the primary in its view, or
             // leaving): safe to retry, even a write.
             Ok(Err(err)) | Err(BatchError::Remote(err)) if err.kind == ErrorKind::NotOwner => {
@@ -579,13 +599,13 @@ impl<C: PeerClient> Shared<C> {
         }
     }
 
-    async fn execute_forwarded(&self, operation: Operation) -> Result<Bytes, RemoteError> {
-        let op = match decode_op(&operation.op)? {
+    async fn execute_forwarded(&self, key: &[u8], op: PeerOp) -> OperationResult {
+        let op = match op {
             PeerOp::Client(op) => op,
             PeerOp::Fetch => {
                 let entry = self
                     .store
-                    .export(&operation.key)
+                    .export(key)
                     .map_err(|err| to_remote(&err.into()))?;
                 return Ok(encode_reply(&PeerReply::Entry(entry)));
             }
@@ -598,17 +618,44 @@ impl<C: PeerClient> Shared<C> {
             }
         };
         let view = self.view();
-        if view.primary(&operation.key).map(String::as_str) != Some(self.id.as_str()) {
+        if view.primary(key).map(String::as_str) != Some(self.id.as_str()) {
             return Err(RemoteError::new(
                 ErrorKind::NotOwner,
                 format!("{} is not the primary of this key", self.id),
             ));
         }
-        match self.execute_as_primary(&operation.key, op).await {
+        match self.execute_as_primary(key, op).await {
             Ok(reply) => Ok(encode_reply(&PeerReply::Client(reply))),
             Err(err) => Err(to_remote(&err)),
         }
     }
+}
+
+/// Keeps an `Execute` response's replies within `budget` bytes, so it stays
+/// under the message bound however many large values a batch reads. Each result
+/// comes with whether its operation was a read: a read whose reply would pass
+/// the budget (after the first result, so every response makes progress) is
+/// answered `Deferred` instead, and its caller sends it again — it had no
+/// effect. A write's reply is always kept: the write ran.
+fn fit_replies(results: Vec<(OperationResult, bool)>, budget: usize) -> Vec<OperationResult> {
+    let mut used = 0usize;
+    results
+        .into_iter()
+        .map(|(result, read)| {
+            let size = match &result {
+                Ok(reply) => reply.len(),
+                Err(err) => err.message.len(),
+            };
+            if read && used > 0 && used.saturating_add(size) > budget {
+                return Err(RemoteError::new(
+                    ErrorKind::Deferred,
+                    format!("a {size}-byte reply did not fit in the response"),
+                ));
+            }
+            used = used.saturating_add(size);
+            result
+        })
+        .collect()
 }
 
 /// The peer handler: what other nodes ask of this one.
@@ -625,14 +672,19 @@ impl<C: PeerClient> PeerHandler for Handler<C> {
                 format!("{} stopped", self.0.id),
             ));
         }
-        let results = join_all(
-            request
-                .ops
-                .into_iter()
-                .map(|operation| self.0.execute_forwarded(operation)),
-        )
-        .await;
-        Ok(ExecuteResponse { results })
+        let runs = request.ops.into_iter().map(|operation| async move {
+            match decode_op(&operation.op) {
+                Ok(op) => {
+                    let read = op.is_read();
+                    (self.0.execute_forwarded(&operation.key, op).await, read)
+                }
+                Err(err) => (Err(err), false),
+            }
+        });
+        let results = join_all(runs).await;
+        Ok(ExecuteResponse {
+            results: fit_replies(results, self.0.reply_budget),
+        })
     }
 
     async fn replicate(&self, request: ReplicateRequest) -> Result<ReplicateResponse, RemoteError> {
@@ -690,4 +742,41 @@ fn apply(store: &Store, entry: Entry) -> Result<ApplyOutcome, RemoteError> {
 /// Returns true if both views have the same members.
 fn same_members(a: &View, b: &View) -> bool {
     a.len() == b.len() && a.members().zip(b.members()).all(|(x, y)| x == y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(bytes: usize) -> OperationResult {
+        Ok(Bytes::from(vec![0; bytes]))
+    }
+
+    fn deferred(result: &OperationResult) -> bool {
+        matches!(result, Err(err) if err.kind == ErrorKind::Deferred)
+    }
+
+    #[test]
+    fn reads_past_the_reply_budget_are_deferred_and_writes_always_kept() {
+        let results = vec![
+            (reply(60), true),
+            (reply(30), true),
+            (reply(20), true),  // 60 + 30 + 20 > 100: deferred
+            (reply(50), false), // a write's reply stays whatever its size
+            (reply(5), true),   // past the budget now: deferred
+            (Err(RemoteError::new(ErrorKind::NotFound, "")), true), // so is any read
+            (Err(RemoteError::new(ErrorKind::WrongType, "")), false),
+        ];
+        let fitted = fit_replies(results, 100);
+        let kept: Vec<bool> = fitted.iter().map(|result| !deferred(result)).collect();
+        assert_eq!(kept, [true, true, false, true, false, false, true]);
+        assert_eq!(fitted[3].as_ref().map(Bytes::len), Ok(50));
+    }
+
+    #[test]
+    fn the_first_result_is_kept_whatever_its_size_so_every_response_progresses() {
+        let fitted = fit_replies(vec![(reply(500), true), (reply(1), true)], 100);
+        assert_eq!(fitted[0].as_ref().map(Bytes::len), Ok(500));
+        assert!(deferred(&fitted[1]));
+    }
 }

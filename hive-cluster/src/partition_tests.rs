@@ -72,6 +72,7 @@ fn start_with_clock(network: &MemoryNetwork, n: u8, clock: Arc<dyn Clock>) -> Te
         View::new(REPLICATION),
         Duration::from_secs(2),
         Duration::from_secs(60),
+        TransportOptions::default().max_message_size,
     ));
     let server = network
         .serve(

@@ -3,12 +3,28 @@
 //! protocol's error kinds. The one place that converts between the two worlds.
 
 use bytes::Bytes;
-use hive_store::{ExportedData, ExportedEntry, Kind, Op, Reply, StoreError, Version};
+use hive_store::{ExportedData, ExportedEntry, Kind, Limits, Op, Reply, StoreError, Version};
+use hive_transport::DEFAULT_MAX_MESSAGE_SIZE;
 use hive_transport::{Entry, ErrorKind, RemoteError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ClusterError;
+
+/// Room in a peer message for what surrounds its largest payload: keys,
+/// versions, framing, and the small replies sharing a response with it.
+pub(crate) const MESSAGE_MARGIN: usize = 1024 * 1024;
+
+/// Returns the message size bound a node with these store limits needs: its
+/// largest key with its largest entry (a whole collection moves as one
+/// message), plus the margin. Every node of a cluster must use equal limits.
+pub(crate) fn message_limit(limits: &Limits) -> usize {
+    limits
+        .max_entry_len
+        .saturating_add(limits.max_key_len)
+        .saturating_add(MESSAGE_MARGIN)
+        .max(DEFAULT_MAX_MESSAGE_SIZE)
+}
 
 fn encode<T: Serialize>(value: &T) -> Bytes {
     // Encoding our own plain enums into a Vec cannot fail.
@@ -37,6 +53,16 @@ pub(crate) enum PeerOp {
     /// Count the live keys this node is the primary of (the operation's key
     /// is unused): one member's part of a cluster-wide key count.
     CountKeys,
+}
+
+impl PeerOp {
+    /// Returns true if running it changes nothing (so it may run again).
+    pub(crate) fn is_read(&self) -> bool {
+        match self {
+            PeerOp::Client(op) => !op.is_write(),
+            PeerOp::Fetch | PeerOp::Keys { .. } | PeerOp::CountKeys => true,
+        }
+    }
 }
 
 /// The answer to a [`PeerOp`].
@@ -154,7 +180,9 @@ pub(crate) fn from_remote(err: RemoteError) -> ClusterError {
         ErrorKind::InvalidValue => StoreError::InvalidValue(err.message).into(),
         ErrorKind::Codec => ClusterError::Codec(err.message),
         ErrorKind::ShuttingDown => ClusterError::ShuttingDown,
-        ErrorKind::Unavailable | ErrorKind::NotOwner => ClusterError::Unavailable(err.message),
+        ErrorKind::Unavailable | ErrorKind::NotOwner | ErrorKind::Deferred => {
+            ClusterError::Unavailable(err.message)
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::config::Limits;
 use crate::error::{Result, StoreError};
 
 /// Bytes the store may hold, shared by all shards.
@@ -60,30 +61,43 @@ impl Budget {
 ///
 /// Operations call [`Reservation::resize`] after validating their arguments and
 /// before mutating anything, so a refused reservation leaves the entry unchanged.
+/// It refuses growth past the memory budget and past the key's size cap.
 #[derive(Debug)]
 pub(crate) struct Reservation<'a> {
     budget: &'a Budget,
+    limits: &'a Limits,
     grown: usize,
     shrunk: usize,
+    /// Accounted bytes of the entry's data as the operation leaves it so far.
+    size: usize,
 }
 
 impl<'a> Reservation<'a> {
-    pub(crate) fn new(budget: &'a Budget) -> Self {
+    /// Starts a reservation for an entry whose data accounts `size` bytes.
+    pub(crate) fn new(budget: &'a Budget, limits: &'a Limits, size: usize) -> Self {
         Self {
             budget,
+            limits,
             grown: 0,
             shrunk: 0,
+            size,
         }
     }
 
     /// Accounts for a part of the entry changing size from `old` to `new` bytes;
-    /// fails with `CapacityExceeded` (taking nothing) if growth does not fit.
+    /// fails (taking nothing) with `CapacityExceeded` if growth does not fit the
+    /// budget, or `InvalidArgument` if the key would pass
+    /// [`Limits::max_entry_len`].
     pub(crate) fn resize(&mut self, old: usize, new: usize) -> Result<()> {
         if new > old {
+            let size = self.size.saturating_add(new - old);
+            self.limits.check_entry(size)?;
             self.budget.try_grow(new - old)?;
             self.grown += new - old;
+            self.size = size;
         } else {
             self.shrunk += old - new;
+            self.size = self.size.saturating_sub(old - new);
         }
         Ok(())
     }
@@ -123,9 +137,29 @@ mod tests {
     #[test]
     fn a_cancelled_reservation_gives_back_what_it_took() {
         let budget = Budget::new(100);
-        let mut res = Reservation::new(&budget);
+        let limits = Limits::default();
+        let mut res = Reservation::new(&budget, &limits, 0);
         res.resize(0, 80).unwrap();
         res.cancel();
         budget.try_grow(100).unwrap();
+    }
+
+    #[test]
+    fn growth_past_the_entry_cap_is_refused_and_takes_nothing() {
+        let budget = Budget::new(1000);
+        let limits = Limits {
+            max_entry_len: 100,
+            ..Limits::default()
+        };
+        let mut res = Reservation::new(&budget, &limits, 60);
+        res.resize(10, 50).unwrap();
+        assert!(matches!(
+            res.resize(0, 1),
+            Err(StoreError::InvalidArgument(_))
+        ));
+        res.resize(20, 0).unwrap();
+        res.resize(0, 20).unwrap();
+        assert_eq!(res.commit(), 40);
+        budget.try_grow(960).unwrap();
     }
 }

@@ -12,6 +12,12 @@ pub struct Limits {
     pub max_key_len: usize,
     /// Longest value, hash field value, list element or set/sorted-set member, in bytes.
     pub max_value_len: usize,
+    /// Most bytes one key may hold, counted as the memory budget counts them
+    /// (without the key): a value's length, or a whole collection's elements
+    /// with their per-element overhead. A key travels between nodes as one message, so this keeps
+    /// every key replicable; writes that would pass it fail with
+    /// `InvalidArgument` and change nothing.
+    pub max_entry_len: usize,
 }
 
 impl Default for Limits {
@@ -19,6 +25,7 @@ impl Default for Limits {
         Self {
             max_key_len: 64 * 1024,
             max_value_len: 64 * 1024 * 1024,
+            max_entry_len: 64 * 1024 * 1024,
         }
     }
 }
@@ -31,6 +38,18 @@ impl Limits {
                 "key is {} bytes, the limit is {}",
                 key.len(),
                 self.max_key_len
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks what a key would hold after a write against
+    /// [`Limits::max_entry_len`].
+    pub fn check_entry(&self, size: usize) -> Result<()> {
+        if size > self.max_entry_len {
+            return Err(StoreError::InvalidArgument(format!(
+                "the key would hold {size} bytes, the limit is {}",
+                self.max_entry_len
             )));
         }
         Ok(())

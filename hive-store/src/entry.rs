@@ -122,6 +122,12 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// Returns the bytes accounted for the data alone (what
+    /// [`Limits::max_entry_len`](crate::Limits::max_entry_len) caps).
+    pub(crate) fn data_size(&self, key: &[u8]) -> usize {
+        self.mem - SLOT_OVERHEAD - key.len()
+    }
+
     /// Returns when the janitor or the next access must look at this entry: the
     /// key's deadline or the earliest element deadline, whichever comes first.
     pub(crate) fn wake_at(&self) -> u64 {

@@ -21,6 +21,7 @@ use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as TableEntry;
 
 use crate::budget::{Budget, Reservation};
+use crate::config::Limits;
 use crate::entry::{Data, Entry, NEVER, Slot, TOMBSTONE_OVERHEAD, entry_size};
 use crate::error::{Result, StoreError};
 use crate::version::{Hlc, Version};
@@ -49,6 +50,7 @@ pub(crate) struct Shared {
     pub(crate) budget: Budget,
     pub(crate) node_tag: u64,
     pub(crate) keep_tombstones: bool,
+    pub(crate) limits: Limits,
 }
 
 /// What a write operation did, reported back to the shard, which then settles
@@ -185,7 +187,6 @@ impl Shard {
         now: u64,
         op: impl FnOnce(Option<&mut Entry>, &mut Reservation<'_>) -> Result<Write<R>>,
     ) -> Result<R> {
-        let mut reservation = Reservation::new(&shared.budget);
         let hasher = &shared.hasher;
         match self.table.entry(
             hash,
@@ -201,6 +202,8 @@ impl Shard {
                     self.maintain(shared, hash, key, now);
                     return self.write(shared, hash, key, now, op);
                 }
+                let size = slot.entry.data_size(key);
+                let mut reservation = Reservation::new(&shared.budget, &shared.limits, size);
                 let outcome = match op(Some(&mut slot.entry), &mut reservation) {
                     Ok(outcome) => outcome,
                     Err(err) => {
@@ -234,6 +237,7 @@ impl Shard {
                         reply,
                     } => {
                         reservation.cancel();
+                        shared.limits.check_entry(data.accounted_size())?;
                         let mem = entry_size(key, &data);
                         resize_budget(&shared.budget, slot.entry.mem, mem)?;
                         self.mem = self.mem - slot.entry.mem + mem;
@@ -257,6 +261,7 @@ impl Shard {
                 }
             }
             TableEntry::Vacant(vacant) => {
+                let mut reservation = Reservation::new(&shared.budget, &shared.limits, 0);
                 let outcome = match op(None, &mut reservation) {
                     Ok(outcome) => outcome,
                     Err(err) => {
@@ -276,6 +281,7 @@ impl Shard {
                         deadline,
                         reply,
                     } => {
+                        shared.limits.check_entry(data.accounted_size())?;
                         let mem = entry_size(key, &data);
                         shared.budget.try_grow(mem)?;
                         self.mem += mem;

@@ -27,7 +27,6 @@ pub struct Store {
     mask: usize,
     shared: Shared,
     clock: Arc<dyn Clock>,
-    limits: Limits,
 }
 
 /// A shard lock on its own cache lines, so neighbouring shards do not contend.
@@ -73,15 +72,15 @@ impl Store {
                 budget: Budget::new(config.mem_limit),
                 node_tag: config.node_tag,
                 keep_tombstones: config.tombstones,
+                limits: config.limits,
             },
             clock,
-            limits: config.limits,
         }
     }
 
     /// Returns the size limits this store enforces.
     pub fn limits(&self) -> &Limits {
-        &self.limits
+        &self.shared.limits
     }
 
     /// Returns the current time of the store's clock, in Unix milliseconds.
@@ -250,7 +249,7 @@ impl Store {
         key: &[u8],
         read: impl FnOnce(Option<&Entry>, &Now<'_>) -> Result<R>,
     ) -> Result<R> {
-        self.limits.check_key(key)?;
+        self.shared.limits.check_key(key)?;
         let now = Now {
             clock: &*self.clock,
             ms: Cell::new(None),
@@ -281,7 +280,7 @@ impl Store {
         key: &[u8],
         op: impl FnOnce(Option<&mut Entry>, &mut Reservation<'_>, u64) -> Result<Write<R>>,
     ) -> Result<R> {
-        self.limits.check_key(key)?;
+        self.shared.limits.check_key(key)?;
         let (hash, cell) = self.locate(key);
         let mut shard = cell.0.write();
         let now = self.clock.now_ms();

@@ -411,20 +411,21 @@ fn sorted_sets_order_by_score_then_member_bytes() {
 
 // Spec: semantics.md "Limits".
 
+fn store_with(limits: Limits) -> Store {
+    let config = StoreConfig {
+        limits,
+        ..StoreConfig::default()
+    };
+    Store::with_clock(config, Arc::new(MockClock::default()))
+}
+
 #[test]
 fn limits_are_enforced_before_any_change() {
-    let clock = MockClock::default();
-    let limits = Limits {
+    let store = store_with(Limits {
         max_key_len: 8,
         max_value_len: 4,
-    };
-    let store = Store::with_clock(
-        StoreConfig {
-            limits,
-            ..StoreConfig::default()
-        },
-        Arc::new(clock),
-    );
+        ..Limits::default()
+    });
     let long_key = b"123456789";
     assert!(matches!(
         store.set(long_key, b("v"), None),
@@ -455,6 +456,84 @@ fn limits_are_enforced_before_any_change() {
         Err(StoreError::InvalidArgument(_))
     ));
     assert_eq!(store.len(), 1);
+}
+
+#[test]
+fn no_key_grows_past_the_entry_limit_and_a_refused_write_changes_nothing() {
+    let store = store_with(Limits {
+        max_value_len: 1_000,
+        max_entry_len: 1_000,
+        ..Limits::default()
+    });
+    let refused = |result: Result<(), StoreError>| {
+        assert!(
+            matches!(&result, Err(StoreError::InvalidArgument(message)) if message.contains("1000")),
+            "expected the entry limit, got {result:?}"
+        );
+    };
+    let element = || Bytes::from(vec![b'x'; 100]);
+    // Each collection fills up to the limit, then refuses the element past it.
+    let mut pushed = 0;
+    while store.push(b"l", End::Back, vec![element()]).is_ok() {
+        pushed += 1;
+    }
+    assert!(pushed >= 5, "only {pushed} elements fit");
+    refused(store.push(b"l", End::Front, vec![element()]).map(drop));
+    assert_eq!(
+        store.llen(b"l"),
+        Ok(pushed),
+        "the refused pushes left the list as it was"
+    );
+    refused(store.lset(b"l", 0, Bytes::from(vec![b'y'; 1_000])));
+    assert_eq!(store.lindex(b"l", 0), Ok(element()));
+    store.pop(b"l", End::Back).unwrap();
+    store.push(b"l", End::Back, vec![element()]).unwrap();
+
+    let mut fields = 0;
+    while store
+        .hset(b"h", b(&format!("f{fields}")), element(), None)
+        .is_ok()
+    {
+        fields += 1;
+    }
+    refused(store.hset(b"h", b("another"), element(), None).map(drop));
+    assert_eq!(store.hlen(b"h"), Ok(fields));
+
+    let mut members = 0;
+    while store
+        .sadd(b"s", vec![Bytes::from(format!("{members:0>100}"))])
+        .is_ok()
+    {
+        members += 1;
+    }
+    refused(
+        store
+            .sadd(b"s", vec![Bytes::from(format!("{:>100}", "new"))])
+            .map(drop),
+    );
+    assert_eq!(store.scard(b"s"), Ok(members));
+
+    let mut scored = 0;
+    while store
+        .zadd(b"z", 1.0, Bytes::from(format!("{scored:0>100}")))
+        .is_ok()
+    {
+        scored += 1;
+    }
+    refused(
+        store
+            .zadd(b"z", 1.0, Bytes::from(format!("{:>100}", "new")))
+            .map(drop),
+    );
+    assert_eq!(store.zcard(b"z"), Ok(scored));
+
+    // A value at the limit fits; growing it past the limit is refused.
+    store
+        .set(b"v", Bytes::from(vec![b'v'; 1_000]), None)
+        .unwrap();
+    refused(store.append(b"v", b"!").map(drop));
+    assert_eq!(store.get(b"v").map(|value| value.len()), Ok(1_000));
+    store.check_invariants().unwrap();
 }
 
 // Spec: semantics.md "Memory limit".

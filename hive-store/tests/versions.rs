@@ -227,6 +227,7 @@ fn invalid_incoming_entries_are_refused_whole() {
         limits: hive_store::Limits {
             max_key_len: 8,
             max_value_len: 8,
+            ..hive_store::Limits::default()
         },
         ..StoreConfig::default()
     };

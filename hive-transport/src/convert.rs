@@ -24,6 +24,7 @@ pub(crate) fn error_kind_to_pb(kind: ErrorKind) -> pb::ErrorKind {
         ErrorKind::ShuttingDown => pb::ErrorKind::ShuttingDown,
         ErrorKind::NotOwner => pb::ErrorKind::NotOwner,
         ErrorKind::InvalidValue => pb::ErrorKind::InvalidValue,
+        ErrorKind::Deferred => pb::ErrorKind::Deferred,
     }
 }
 
@@ -47,6 +48,7 @@ pub(crate) fn error_kind_from_pb(value: i32) -> Result<ErrorKind> {
         pb::ErrorKind::ShuttingDown => ErrorKind::ShuttingDown,
         pb::ErrorKind::NotOwner => ErrorKind::NotOwner,
         pb::ErrorKind::InvalidValue => ErrorKind::InvalidValue,
+        pb::ErrorKind::Deferred => ErrorKind::Deferred,
     })
 }
 
@@ -331,7 +333,7 @@ mod tests {
     use super::*;
 
     /// The largest wire value of each enum; values above it are unknown.
-    const MAX_ERROR_KIND: i32 = 9;
+    const MAX_ERROR_KIND: i32 = 10;
     const MAX_APPLY_OUTCOME: i32 = 4;
 
     #[test]

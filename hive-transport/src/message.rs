@@ -193,11 +193,14 @@ pub enum ErrorKind {
     NotOwner,
     /// The stored value is not what the operation needs.
     InvalidValue,
+    /// A read ran but its reply did not fit in the response (the message size
+    /// bound); it had no effect, so the caller sends it again.
+    Deferred,
 }
 
 impl ErrorKind {
     /// Every kind, in protocol order.
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::NotFound,
         ErrorKind::WrongType,
         ErrorKind::CapacityExceeded,
@@ -207,6 +210,7 @@ impl ErrorKind {
         ErrorKind::ShuttingDown,
         ErrorKind::NotOwner,
         ErrorKind::InvalidValue,
+        ErrorKind::Deferred,
     ];
 }
 
@@ -222,6 +226,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::ShuttingDown => "shutting down",
             ErrorKind::NotOwner => "not owner",
             ErrorKind::InvalidValue => "invalid value",
+            ErrorKind::Deferred => "deferred",
         })
     }
 }

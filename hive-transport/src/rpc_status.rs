@@ -37,7 +37,7 @@ pub(crate) fn from_remote_error(error: &RemoteError) -> Status {
         }
         ErrorKind::CapacityExceeded => Code::ResourceExhausted,
         ErrorKind::InvalidArgument | ErrorKind::Codec => Code::InvalidArgument,
-        ErrorKind::Unavailable | ErrorKind::ShuttingDown => Code::Unavailable,
+        ErrorKind::Unavailable | ErrorKind::ShuttingDown | ErrorKind::Deferred => Code::Unavailable,
     };
     let mut status = Status::new(code, error.message.clone());
     let name = convert::error_kind_to_pb(error.kind).as_str_name();

@@ -78,6 +78,12 @@ pub struct Config {
     pub max_key_bytes: usize,
     /// Longest value, field value, element or member in bytes (encoded size).
     pub max_value_bytes: usize,
+    /// Most bytes one key may hold: a value, or a whole collection counted with
+    /// its per-element overhead (as `mem_limit` counts it). A key moves between
+    /// nodes as one message, so this keeps every key replicable; a write that
+    /// would pass it fails with `InvalidArgument` and changes nothing. At least
+    /// `max_value_bytes`.
+    pub max_entry_bytes: usize,
 }
 
 impl Default for Config {
@@ -104,6 +110,7 @@ impl Default for Config {
             tombstone_retention: Duration::from_secs(120),
             max_key_bytes: limits.max_key_len,
             max_value_bytes: limits.max_value_len,
+            max_entry_bytes: limits.max_entry_len,
         }
     }
 }
@@ -123,6 +130,9 @@ impl Config {
         }
         if self.max_value_bytes == 0 {
             return invalid("max_value_bytes must be at least 1");
+        }
+        if self.max_entry_bytes < self.max_value_bytes {
+            return invalid("max_entry_bytes must be at least max_value_bytes");
         }
         if self.mode == Mode::Cluster {
             self.bind_ip()?;
@@ -182,6 +192,7 @@ impl Config {
         Limits {
             max_key_len: self.max_key_bytes,
             max_value_len: self.max_value_bytes,
+            max_entry_len: self.max_entry_bytes,
         }
     }
 }
@@ -215,6 +226,12 @@ mod tests {
             ..Config::default()
         };
         assert!(message(&zero_cleanup).contains("cleanup_interval"));
+        let small_entries = Config {
+            max_entry_bytes: 10,
+            max_value_bytes: 11,
+            ..Config::default()
+        };
+        assert!(message(&small_entries).contains("max_entry_bytes"));
         let seed = Config {
             mode: Mode::Cluster,
             seeds: vec!["no port".into()],

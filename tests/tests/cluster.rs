@@ -622,3 +622,71 @@ async fn g2_a_graceful_leave_under_writes_keeps_every_acknowledged_write() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_values_written_and_read_concurrently_through_another_node_all_arrive() {
+    // 64 values of 3 MiB, written and read concurrently through one node, are
+    // more than any one peer message holds (65 MiB): forwarded writes,
+    // replicated entries and batched read replies must each stay under it.
+    let nodes = cluster(2, 2).await;
+    let values = ValueStore::<String>::new(&nodes[0].cache(), "big");
+    let value = |i: usize| format!("{i:>4}{}", "v".repeat(3 << 20));
+    let writes: Vec<_> = (0..64)
+        .map(|i| {
+            let values = values.clone();
+            tokio::spawn(async move { values.set(&format!("k{i}"), &value(i)).await })
+        })
+        .collect();
+    for (i, written) in writes.into_iter().enumerate() {
+        assert_eq!(written.await.unwrap(), Ok(()), "k{i}");
+    }
+    for node in &nodes {
+        let values = ValueStore::<String>::new(&node.cache(), "big");
+        let reads: Vec<_> = (0..64)
+            .map(|i| {
+                let values = values.clone();
+                tokio::spawn(async move { values.get(&format!("k{i}")).await })
+            })
+            .collect();
+        for (i, read) in reads.into_iter().enumerate() {
+            let read = read.await.unwrap();
+            assert!(read.as_ref() == Ok(&value(i)), "k{i} through {}", node.id());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_never_grows_past_max_entry_bytes() {
+    // Every key stays small enough to replicate: a push past the limit is
+    // refused on the primary before anything changes, on every replica alike.
+    let limited = |seeds: &[&Node]| Config {
+        max_entry_bytes: 64 * 1024,
+        max_value_bytes: 16 * 1024,
+        ..config(seeds, 2)
+    };
+    let first = Node::start(limited(&[])).await.unwrap();
+    let second = Node::start(limited(&[&first])).await.unwrap();
+    let nodes = [first, second];
+    settle(&nodes).await;
+    let lists = ListStore::<String>::new(&nodes[0].cache(), "capped");
+    let element = "e".repeat(8 * 1024);
+    let mut pushed = 0;
+    let refusal = loop {
+        match lists.rpush("list", &element).await {
+            Ok(()) => pushed += 1,
+            Err(err) => break err,
+        }
+        assert!(pushed < 100, "64 KiB never filled up");
+    };
+    assert!(matches!(refusal, Error::InvalidArgument(_)), "{refusal:?}");
+    assert!(pushed >= 5, "only {pushed} elements fit");
+    for node in &nodes {
+        let lists = ListStore::<String>::new(&node.cache(), "capped");
+        assert_eq!(
+            lists.llen("list").await,
+            Ok(pushed),
+            "through {}",
+            node.id()
+        );
+    }
+}
