@@ -27,10 +27,9 @@ use crate::rebalance;
 use crate::view::{Peer, View};
 use crate::wire::message_limit;
 
-/// How long after a view change (beyond the debounce) a primary still fetches
-/// keys it does not know from their earlier owners: the time a rebalance
-/// transfer may take to reach it.
-const CATCH_UP_GRACE: Duration = Duration::from_secs(30);
+/// How often a node that finished moving data asks the other members whether
+/// they have too (then the earlier views can be forgotten).
+const SETTLED_POLL: Duration = Duration::from_millis(100);
 
 /// Pause before the first retry of a rebalance that did not complete; it
 /// doubles with every failure in a row, up to [`REBALANCE_RETRY_MAX`].
@@ -82,7 +81,6 @@ impl Cluster {
             GrpcClient::new(options.clone()),
             view,
             config.request_timeout,
-            config.rebalance_debounce + CATCH_UP_GRACE,
             options.max_message_size,
         ));
         let server = GrpcServer::bind(config.rpc_bind, Handler(shared.clone()), options).await?;
@@ -388,6 +386,23 @@ struct Timing {
 /// A rebalance (or a housekeeping pass) in flight, with the view it targets.
 type Rebalancing = Pin<Box<dyn Future<Output = (Arc<View>, Result<(), String>)> + Send>>;
 
+/// Waiting for every member to finish moving data for a view; yields the
+/// view's epoch.
+type Confirming = Pin<Box<dyn Future<Output = u64> + Send>>;
+
+/// Starts waiting for every member to settle on `view`, if this node still
+/// remembers earlier views (and so still fetches keys it does not know).
+fn confirm(shared: &Arc<Shared<GrpcClient>>, view: &Arc<View>) -> Option<Confirming> {
+    if !shared.remembers_earlier() || shared.view().epoch() != view.epoch() {
+        return None;
+    }
+    let (shared, view) = (shared.clone(), view.clone());
+    Some(Box::pin(async move {
+        shared.wait_all_settled(&view, SETTLED_POLL).await;
+        view.epoch()
+    }))
+}
+
 /// The driver: one loop over membership events, the debounce timer, the
 /// running rebalance, and tombstone collection.
 async fn drive(
@@ -401,6 +416,8 @@ async fn drive(
     let debounce = timing.debounce;
     let mut due: Option<tokio::time::Instant> = None;
     let mut running: Option<Rebalancing> = None;
+    // Earlier views are forgotten once every member settled on this one.
+    let mut confirming = confirm(&shared, &settled);
     let mut retry = REBALANCE_RETRY;
     let mut collect =
         tokio::time::interval((timing.tombstone_retention / 4).max(Duration::from_millis(10)));
@@ -441,6 +458,7 @@ async fn drive(
                 if let Some(view) = apply_event(&shared.view(), &roster, event) {
                     shared.set_view(view);
                     due = Some(tokio::time::Instant::now() + debounce);
+                    confirming = None;
                 }
             }
             () = sleep_until(due), if due.is_some() && running.is_none() => {
@@ -452,6 +470,13 @@ async fn drive(
                     (target, result)
                 }));
             }
+            epoch = async { confirming.as_mut().expect("guarded by the precondition").await }, if confirming.is_some() => {
+                confirming = None;
+                if shared.view().epoch() == epoch {
+                    shared.forget_earlier();
+                    tracing::debug!(node = %shared.id, epoch, "every member settled; earlier views forgotten");
+                }
+            }
             (target, result) = async { running.as_mut().expect("guarded by the precondition").await }, if running.is_some() => {
                 running = None;
                 match result {
@@ -462,6 +487,9 @@ async fn drive(
                         settled = target;
                         if shared.view().epoch() != settled.epoch() && due.is_none() {
                             due = Some(tokio::time::Instant::now());
+                        }
+                        if confirming.is_none() {
+                            confirming = confirm(&shared, &settled);
                         }
                     }
                     Err(reason) => {

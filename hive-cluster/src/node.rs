@@ -66,14 +66,6 @@ impl From<ClusterError> for Failure {
     }
 }
 
-/// A view this node moved away from, and until when keys may still be arriving
-/// from its owners.
-#[derive(Debug)]
-struct Earlier {
-    view: Arc<View>,
-    until: Instant,
-}
-
 /// State shared by the node's tasks and its peer handler.
 #[derive(Debug)]
 pub(crate) struct Shared<C: PeerClient> {
@@ -88,9 +80,9 @@ pub(crate) struct Shared<C: PeerClient> {
     /// Recent earlier views: a primary that does not know a key yet fetches it
     /// from the key's owners in these before running an operation (spec:
     /// cluster.md G4, and G5 for deletes while keys move).
-    earlier: RwLock<Vec<Earlier>>,
-    /// How long after a view change keys may still be arriving.
-    catch_up_window: Duration,
+    /// Kept until every member reports it finished moving data for the
+    /// current view ([`Shared::forget_earlier`]).
+    earlier: RwLock<Vec<Arc<View>>>,
     /// Bytes of read replies one `Execute` response may carry (the message
     /// bound less [`MESSAGE_MARGIN`]); reads past it are deferred.
     reply_budget: usize,
@@ -120,7 +112,6 @@ impl<C: PeerClient> Shared<C> {
         client: C,
         view: View,
         request_timeout: Duration,
-        catch_up_window: Duration,
         max_message_size: usize,
     ) -> Self {
         Self {
@@ -131,7 +122,6 @@ impl<C: PeerClient> Shared<C> {
             client,
             view: RwLock::new(Arc::new(view)),
             earlier: RwLock::new(Vec::new()),
-            catch_up_window,
             reply_budget: max_message_size.saturating_sub(MESSAGE_MARGIN),
             failed: RwLock::new(std::collections::HashSet::new()),
             request_timeout,
@@ -178,16 +168,43 @@ impl<C: PeerClient> Shared<C> {
         if view.is_empty() {
             return;
         }
-        let now = Instant::now();
         let mut earlier = self.earlier.write();
-        earlier.retain(|earlier| earlier.until > now && !same_members(&earlier.view, &view));
-        earlier.push(Earlier {
-            view,
-            until: now + self.catch_up_window,
-        });
+        earlier.retain(|earlier| !same_members(earlier, &view));
+        earlier.push(view);
         if earlier.len() > REMEMBERED_VIEWS {
             earlier.remove(0);
         }
+    }
+
+    /// Returns once every other member of `view` reports that it finished
+    /// moving data for that same view (asking every `poll`): from then on every
+    /// key is at its owners in `view`, and nothing is still arriving.
+    pub(crate) async fn wait_all_settled(&self, view: &View, poll: Duration) {
+        let digest = view.digest();
+        loop {
+            let asks = view
+                .members()
+                .filter(|peer| peer.id != self.id)
+                .map(|peer| self.client.status(peer.rpc_addr, self.request_timeout));
+            let settled = join_all(asks).await.iter().all(
+                |status| matches!(status, Ok(status) if status.view == digest && status.settled),
+            );
+            if settled {
+                return;
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    /// Returns true while keys may still be arriving from earlier views.
+    pub(crate) fn remembers_earlier(&self) -> bool {
+        !self.earlier.read().is_empty()
+    }
+
+    /// Forgets the earlier views: every member finished moving data for the
+    /// current one, so every key is at its owners.
+    pub(crate) fn forget_earlier(&self) {
+        self.earlier.write().clear();
     }
 
     pub(crate) fn stop(&self) {
@@ -472,16 +489,15 @@ impl<C: PeerClient> Shared<C> {
     /// Returns the owners of `key` in the remembered views, other than this node
     /// and members declared failed, with whether each is still in the view.
     fn earlier_owners(&self, key: &[u8]) -> Vec<(SocketAddr, bool)> {
-        let now = Instant::now();
         let current = self.view();
         let failed = self.failed.read();
         let earlier = self.earlier.read();
         let mut owners: Vec<(SocketAddr, bool)> = Vec::new();
-        for earlier in earlier.iter().filter(|earlier| earlier.until > now) {
-            for id in earlier.view.owners(key) {
+        for view in earlier.iter() {
+            for id in view.owners(key) {
                 if *id != self.id
                     && !failed.contains(id)
-                    && let Some(peer) = earlier.view.peer(id)
+                    && let Some(peer) = view.peer(id)
                     && !owners.iter().any(|(addr, _)| *addr == peer.rpc_addr)
                 {
                     owners.push((peer.rpc_addr, current.contains(id)));
@@ -717,12 +733,15 @@ impl<C: PeerClient> PeerHandler for Handler<C> {
 
     async fn status(&self) -> Result<PeerStatus, RemoteError> {
         let store = &self.0.store;
+        let view = self.0.view();
         Ok(PeerStatus {
             node_id: self.0.id.clone(),
             protocol_version: PROTOCOL_VERSION,
             keys: store.len() as u64,
             memory_bytes: store.memory_bytes(),
             rebalance_pending: self.0.rebalance_pending.load(Ordering::Relaxed),
+            view: view.digest(),
+            settled: self.0.settled_epoch.load(Ordering::Acquire) == view.epoch(),
         })
     }
 }

@@ -11,6 +11,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -71,7 +72,6 @@ fn start_with_clock(network: &MemoryNetwork, n: u8, clock: Arc<dyn Clock>) -> Te
         client,
         View::new(REPLICATION),
         Duration::from_secs(2),
-        Duration::from_secs(60),
         TransportOptions::default().max_message_size,
     ));
     let server = network
@@ -209,6 +209,40 @@ async fn g7_after_a_partition_heals_every_node_converges_to_the_newest_version()
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_node_waits_for_every_member_to_settle_on_its_very_view() {
+    // Spec: cluster.md G4 — a new owner falls back to the earlier owners until
+    // the keys have arrived; it knows they have once every member reports it
+    // finished moving data for the same view (not after a fixed time).
+    let network = MemoryNetwork::new();
+    let nodes: Vec<TestNode> = (1..=2).map(|n| start(&network, n)).collect();
+    let both = nodes[0].shared.set_view(view_of(&[1, 2]));
+    let other = &nodes[1].shared;
+    let wait = || {
+        nodes[0]
+            .shared
+            .wait_all_settled(&both, Duration::from_millis(10))
+    };
+    let still_waiting = |label: &'static str| async move {
+        // A bounded negative check: it must not return over many polls.
+        let waited = tokio::time::timeout(Duration::from_millis(200), wait()).await;
+        assert!(waited.is_err(), "returned while {label}");
+    };
+    // node-2 sees another view, settled: not the same placement.
+    let alone = other.set_view(view_of(&[2]));
+    other.settled_epoch.store(alone.epoch(), Ordering::Release);
+    still_waiting("node-2 settled on another view").await;
+    // node-2 sees the same view but is still moving data for it.
+    other.set_view(view_of(&[1, 2]));
+    still_waiting("node-2 had not settled").await;
+    other
+        .settled_epoch
+        .store(other.view().epoch(), Ordering::Release);
+    tokio::time::timeout(Duration::from_secs(5), wait())
+        .await
+        .expect("returns once node-2 settled on the same view");
 }
 
 #[tokio::test]

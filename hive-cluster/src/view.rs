@@ -121,6 +121,20 @@ impl View {
         self.ring.owner(key)
     }
 
+    /// Returns a digest of the members and their ring weights: equal on two
+    /// nodes exactly when they place every key alike (barring a 64-bit
+    /// collision). Epochs are local; this is what nodes compare.
+    pub fn digest(&self) -> u64 {
+        let mut bytes = Vec::new();
+        for peer in self.members.values() {
+            bytes.extend_from_slice(&(peer.id.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(peer.id.as_bytes());
+            bytes.extend_from_slice(&peer.vnodes.to_le_bytes());
+        }
+        bytes.extend_from_slice(&(self.replication_factor as u64).to_le_bytes());
+        hive_ring::position(&bytes)
+    }
+
     /// Returns the fraction of the keyspace member `id` is primary for.
     pub fn share(&self, id: &str) -> f64 {
         self.ring.share(&id.to_owned())
@@ -137,6 +151,26 @@ mod tests {
             rpc_addr: SocketAddr::from(([127, 0, 0, 1], port)),
             vnodes: 100,
         }
+    }
+
+    #[test]
+    fn the_digest_names_the_placement_not_the_history() {
+        let ab = View::new(2).with(peer("a", 1)).with(peer("b", 2));
+        let ba = View::new(2).with(peer("b", 2)).with(peer("a", 1));
+        let round_trip = ab.with(peer("c", 3)).without("c");
+        assert_eq!(ab.digest(), ba.digest());
+        assert_eq!(ab.digest(), round_trip.digest());
+        assert_ne!(ab.epoch(), round_trip.epoch());
+        let heavier = ab.with(Peer {
+            vnodes: 200,
+            ..peer("b", 2)
+        });
+        assert_ne!(ab.digest(), heavier.digest());
+        assert_ne!(ab.digest(), ab.without("b").digest());
+        assert_ne!(
+            ab.digest(),
+            View::new(1).with(peer("a", 1)).with(peer("b", 2)).digest()
+        );
     }
 
     #[test]

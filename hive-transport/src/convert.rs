@@ -300,6 +300,8 @@ pub(crate) fn peer_status_to_pb(status: PeerStatus) -> pb::StatusResponse {
         keys: status.keys,
         memory_bytes: status.memory_bytes,
         rebalance_pending: status.rebalance_pending,
+        view: status.view,
+        settled: status.settled,
     }
 }
 
@@ -311,6 +313,8 @@ pub(crate) fn peer_status_from_pb(status: pb::StatusResponse) -> PeerStatus {
         keys: status.keys,
         memory_bytes: status.memory_bytes,
         rebalance_pending: status.rebalance_pending,
+        view: status.view,
+        settled: status.settled,
     }
 }
 
@@ -562,6 +566,8 @@ mod tests {
             keys: 12,
             memory_bytes: 3456,
             rebalance_pending: 7,
+            view: 8,
+            settled: true,
         };
         let wire = through_wire(&peer_status_to_pb(status.clone()));
         assert_eq!(peer_status_from_pb(wire), status);

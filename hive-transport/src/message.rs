@@ -144,6 +144,11 @@ pub struct PeerStatus {
     pub memory_bytes: u64,
     /// Keys still waiting to be moved by rebalancing (0 when balanced).
     pub rebalance_pending: u64,
+    /// Digest of the node's current membership view; equal on nodes that
+    /// agree on placement (0 from a node that does not say).
+    pub view: u64,
+    /// The node finished moving data for that view.
+    pub settled: bool,
 }
 
 /// A failure reported by the remote node's handler, for one operation, one

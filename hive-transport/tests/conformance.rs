@@ -162,6 +162,8 @@ impl PeerHandler for TestHandler {
             keys: 42,
             memory_bytes: 4096,
             rebalance_pending: 3,
+            view: 5,
+            settled: true,
         })
     }
 }
@@ -554,6 +556,8 @@ async fn status_round_trip<H: Harness>(mut h: H) -> Result<()> {
                 keys: 42,
                 memory_bytes: 4096,
                 rebalance_pending: 3,
+                view: 5,
+                settled: true,
             },
         "{status:?}"
     );

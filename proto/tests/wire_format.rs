@@ -144,10 +144,14 @@ fn status_messages_keep_their_field_numbers() {
         keys: 2,
         memory_bytes: 3,
         rebalance_pending: 4,
+        view: 5,
+        settled: true,
     };
     assert_eq!(
         encoded(&response),
-        [0x0a, 1, b'n', 0x10, 1, 0x18, 2, 0x20, 3, 0x28, 4]
+        [
+            0x0a, 1, b'n', 0x10, 1, 0x18, 2, 0x20, 3, 0x28, 4, 0x30, 5, 0x38, 1
+        ]
     );
 }
 
