@@ -117,8 +117,11 @@ impl Cluster {
             roster.write().insert(member.id.clone(), report_of(&member));
         }
         let view = shared.set_view(view);
-        // A joining node's keys are on the members that were there before it.
-        shared.remember(Arc::new(view.without(&shared.id)));
+        // A joining node's keys are on the members that were there before it,
+        // which run them until every member sees this node.
+        let before = Arc::new(view.without(&shared.id));
+        shared.set_agreed(before.clone());
+        shared.remember(before);
         shared.settled_epoch.store(view.epoch(), Ordering::Release);
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -266,11 +269,12 @@ impl Cluster {
     }
 
     /// Returns true once this node sees exactly `members` alive members (so a
-    /// crashed member must first be detected) and has finished rebalancing for
-    /// its current view.
+    /// crashed member must first be detected), every one of them was seen to
+    /// have the same view, and this node has finished rebalancing for it.
     pub fn is_ready(&self, members: usize) -> bool {
         let view = self.shared.view();
         view.len() == members
+            && self.shared.is_agreed()
             && self.shared.settled_epoch.load(Ordering::Acquire) == view.epoch()
             && self.rebalance_pending() == 0
     }
@@ -390,6 +394,19 @@ type Rebalancing = Pin<Box<dyn Future<Output = (Arc<View>, Result<(), String>)> 
 /// view's epoch.
 type Confirming = Pin<Box<dyn Future<Output = u64> + Send>>;
 
+/// Waiting for every member to have a view (then keys move to their new
+/// primaries); yields that view.
+type Agreeing = Pin<Box<dyn Future<Output = Arc<View>> + Send>>;
+
+/// Starts waiting for every member to have the current view.
+fn agree(shared: &Arc<Shared<GrpcClient>>) -> Agreeing {
+    let (shared, view) = (shared.clone(), shared.view());
+    Box::pin(async move {
+        shared.wait_for_members(&view, false, SETTLED_POLL).await;
+        view
+    })
+}
+
 /// Starts waiting for every member to settle on `view`, if this node still
 /// remembers earlier views (and so still fetches keys it does not know).
 fn confirm(shared: &Arc<Shared<GrpcClient>>, view: &Arc<View>) -> Option<Confirming> {
@@ -398,7 +415,7 @@ fn confirm(shared: &Arc<Shared<GrpcClient>>, view: &Arc<View>) -> Option<Confirm
     }
     let (shared, view) = (shared.clone(), view.clone());
     Some(Box::pin(async move {
-        shared.wait_all_settled(&view, SETTLED_POLL).await;
+        shared.wait_for_members(&view, true, SETTLED_POLL).await;
         view.epoch()
     }))
 }
@@ -416,7 +433,9 @@ async fn drive(
     let debounce = timing.debounce;
     let mut due: Option<tokio::time::Instant> = None;
     let mut running: Option<Rebalancing> = None;
-    // Earlier views are forgotten once every member settled on this one.
+    // Keys move to new primaries once every member has the view, and the
+    // earlier views are forgotten once every member settled on it.
+    let mut agreeing = agree(&shared);
     let mut confirming = confirm(&shared, &settled);
     let mut retry = REBALANCE_RETRY;
     let mut collect =
@@ -458,6 +477,7 @@ async fn drive(
                 if let Some(view) = apply_event(&shared.view(), &roster, event) {
                     shared.set_view(view);
                     due = Some(tokio::time::Instant::now() + debounce);
+                    agreeing = agree(&shared);
                     confirming = None;
                 }
             }
@@ -469,6 +489,12 @@ async fn drive(
                     let result = rebalance::run(&shared, &from, &target).await;
                     (target, result)
                 }));
+            }
+            view = &mut agreeing => {
+                agreeing = Box::pin(std::future::pending());
+                if shared.view().digest() == view.digest() {
+                    shared.set_agreed(view);
+                }
             }
             epoch = async { confirming.as_mut().expect("guarded by the precondition").await }, if confirming.is_some() => {
                 confirming = None;

@@ -21,7 +21,7 @@ use parking_lot::RwLock;
 
 use crate::batcher::{BatchError, Batchers, Forward, Replicate};
 use crate::error::{ClusterError, Result};
-use crate::view::View;
+use crate::view::{NodeId, View};
 use crate::wire::{
     MESSAGE_MARGIN, PeerOp, PeerReply, decode_op, decode_reply, encode_op, encode_reply,
     from_remote, from_wire, to_remote, to_wire,
@@ -83,6 +83,16 @@ pub(crate) struct Shared<C: PeerClient> {
     /// Kept until every member reports it finished moving data for the
     /// current view ([`Shared::forget_earlier`]).
     earlier: RwLock<Vec<Arc<View>>>,
+    /// The newest view every member was seen to have: keys whose primary
+    /// changed since are run by their old primary until the change is agreed
+    /// ([`View::acting_primary`]).
+    agreed: RwLock<Arc<View>>,
+    /// Keys fetched from their earlier owners since the views were last
+    /// forgotten: once the old primary stopped acting, one fetch brings the
+    /// last state it wrote.
+    /// Cleared (and its generation bumped) when the views change or are
+    /// forgotten, so a fetch that spans the change does not count.
+    caught_up: parking_lot::Mutex<(u64, std::collections::HashSet<Bytes>)>,
     /// Bytes of read replies one `Execute` response may carry (the message
     /// bound less [`MESSAGE_MARGIN`]); reads past it are deferred.
     reply_budget: usize,
@@ -120,8 +130,10 @@ impl<C: PeerClient> Shared<C> {
             id,
             store,
             client,
+            agreed: RwLock::new(Arc::new(view.clone())),
             view: RwLock::new(Arc::new(view)),
             earlier: RwLock::new(Vec::new()),
+            caught_up: parking_lot::Mutex::new((0, std::collections::HashSet::new())),
             reply_budget: max_message_size.saturating_sub(MESSAGE_MARGIN),
             failed: RwLock::new(std::collections::HashSet::new()),
             request_timeout,
@@ -154,6 +166,35 @@ impl<C: PeerClient> Shared<C> {
         self.view.read().clone()
     }
 
+    /// Records that every member has `view` (see [`Shared::agreed`]).
+    pub(crate) fn set_agreed(&self, view: Arc<View>) {
+        *self.agreed.write() = view;
+        self.notify();
+    }
+
+    /// Returns true if every member was seen to have the current view.
+    pub(crate) fn is_agreed(&self) -> bool {
+        self.agreed.read().digest() == self.view().digest()
+    }
+
+    /// Returns true if this node runs operations on `key` now: it is the key's
+    /// primary in `view` and the change that made it so was agreed. A node
+    /// that sees a key moving away stops at once, and the new primary starts
+    /// only once every member (the old primary too) sees the move, so no two
+    /// nodes run a key's operations at the same time (G4).
+    fn serves(&self, view: &View, key: &[u8]) -> bool {
+        view.primary(key).map(String::as_str) == Some(self.id.as_str())
+            && self.acting_primary(view, key).as_deref() == Some(self.id.as_str())
+    }
+
+    /// Returns the member that runs operations on `key` now, in `view`.
+    fn acting_primary(&self, view: &View, key: &[u8]) -> Option<NodeId> {
+        let agreed = self.agreed.read().clone();
+        let failed = self.failed.read();
+        view.acting_primary(&agreed, key, |id| failed.contains(id))
+            .cloned()
+    }
+
     /// Makes `view` current; the one it replaces is remembered for catching up.
     pub(crate) fn set_view(&self, view: View) -> Arc<View> {
         let view = Arc::new(view);
@@ -168,6 +209,7 @@ impl<C: PeerClient> Shared<C> {
         if view.is_empty() {
             return;
         }
+        self.reset_caught_up();
         let mut earlier = self.earlier.write();
         earlier.retain(|earlier| !same_members(earlier, &view));
         earlier.push(view);
@@ -176,20 +218,21 @@ impl<C: PeerClient> Shared<C> {
         }
     }
 
-    /// Returns once every other member of `view` reports that it finished
-    /// moving data for that same view (asking every `poll`): from then on every
-    /// key is at its owners in `view`, and nothing is still arriving.
-    pub(crate) async fn wait_all_settled(&self, view: &View, poll: Duration) {
+    /// Returns once every other member of `view` reports that it has that
+    /// same view — and, with `settled`, finished moving data for it, so every
+    /// key is at its owners in `view` and nothing is still arriving. Asks
+    /// every `poll`.
+    pub(crate) async fn wait_for_members(&self, view: &View, settled: bool, poll: Duration) {
         let digest = view.digest();
         loop {
             let asks = view
                 .members()
                 .filter(|peer| peer.id != self.id)
                 .map(|peer| self.client.status(peer.rpc_addr, self.request_timeout));
-            let settled = join_all(asks).await.iter().all(
-                |status| matches!(status, Ok(status) if status.view == digest && status.settled),
-            );
-            if settled {
+            let done = join_all(asks).await.iter().all(|status| {
+                matches!(status, Ok(status) if status.view == digest && (status.settled || !settled))
+            });
+            if done {
                 return;
             }
             tokio::time::sleep(poll).await;
@@ -205,6 +248,13 @@ impl<C: PeerClient> Shared<C> {
     /// current one, so every key is at its owners.
     pub(crate) fn forget_earlier(&self) {
         self.earlier.write().clear();
+        self.reset_caught_up();
+    }
+
+    fn reset_caught_up(&self) {
+        let mut caught_up = self.caught_up.lock();
+        caught_up.0 += 1;
+        caught_up.1.clear();
     }
 
     pub(crate) fn stop(&self) {
@@ -255,17 +305,21 @@ impl<C: PeerClient> Shared<C> {
                 return Err(ClusterError::ShuttingDown);
             }
             let view = self.view();
-            let Some(primary) = view.primary(key).cloned() else {
+            let Some(primary) = self.acting_primary(&view, key) else {
                 return Err(ClusterError::Unavailable(
                     "no alive member owns the key".into(),
                 ));
             };
-            let attempt = if primary == self.id {
+            let attempt = if primary != self.id {
+                self.forward(&view, &primary, key, &op).await
+            } else if self.serves(&view, key) {
                 self.execute_as_primary(key, op.clone())
                     .await
                     .map_err(Failure::from)
             } else {
-                self.forward(&view, &primary, key, &op).await
+                Err(Failure::Retry(
+                    "the key is being handed over to its new primary".into(),
+                ))
             };
             match attempt {
                 Ok(reply) => return Ok(reply),
@@ -489,9 +543,16 @@ impl<C: PeerClient> Shared<C> {
     /// Returns the owners of `key` in the remembered views, other than this node
     /// and members declared failed, with whether each is still in the view.
     fn earlier_owners(&self, key: &[u8]) -> Vec<(SocketAddr, bool)> {
+        let earlier = self.earlier.read();
+        // A key this node was the primary of all along was written nowhere else.
+        if earlier
+            .iter()
+            .all(|view| view.primary(key).map(String::as_str) == Some(self.id.as_str()))
+        {
+            return Vec::new();
+        }
         let current = self.view();
         let failed = self.failed.read();
-        let earlier = self.earlier.read();
         let mut owners: Vec<(SocketAddr, bool)> = Vec::new();
         for view in earlier.iter() {
             for id in view.owners(key) {
@@ -507,17 +568,24 @@ impl<C: PeerClient> Shared<C> {
         owners
     }
 
-    /// Before a primary runs an operation on a key it knows nothing of (no
-    /// entry, no tombstone), fetches the key's state from its owners in recent
-    /// earlier views and keeps the newest: a read does not miss a key that is
-    /// still moving, and a write or delete builds on (and supersedes) the moving
-    /// copy instead of being undone by it. Owners that do not answer are
-    /// skipped.
+    /// Before a primary first runs an operation on a key that had another
+    /// primary in a remembered earlier view, fetches the key's state from its
+    /// owners in those views and keeps the newest — even if a copy is already
+    /// here, which a transfer may have brought before the old primary's last
+    /// write. The old primary stopped acting once the change was agreed, so
+    /// one fetch per key suffices: a read does not miss or go back on a key
+    /// that is still moving, and a write or delete builds on (and supersedes)
+    /// the moving copy instead of being undone by it. Owners gone from the view
+    /// that do not answer are skipped.
     async fn catch_up(&self, key: &[u8]) -> Result<()> {
         let owners = self.earlier_owners(key);
-        if owners.is_empty() || self.store.knows(key)? {
-            return Ok(());
-        }
+        let generation = {
+            let caught_up = self.caught_up.lock();
+            if owners.is_empty() || caught_up.1.contains(key) {
+                return Ok(());
+            }
+            caught_up.0
+        };
         let fetches = owners.iter().map(|(addr, _)| {
             self.client
                 .execute(*addr, self.fetch_request(key), self.request_timeout)
@@ -547,6 +615,10 @@ impl<C: PeerClient> Shared<C> {
                 Some(Err(err)) => return Err(from_remote(err)),
                 None => return Err(ClusterError::Codec("an empty fetch reply".into())),
             }
+        }
+        let mut caught_up = self.caught_up.lock();
+        if caught_up.0 == generation {
+            caught_up.1.insert(Bytes::copy_from_slice(key));
         }
         Ok(())
     }
@@ -633,8 +705,7 @@ impl<C: PeerClient> Shared<C> {
                 return Ok(encode_reply(&PeerReply::Count(self.local_primary_count())));
             }
         };
-        let view = self.view();
-        if view.primary(key).map(String::as_str) != Some(self.id.as_str()) {
+        if !self.serves(&self.view(), key) {
             return Err(RemoteError::new(
                 ErrorKind::NotOwner,
                 format!("{} is not the primary of this key", self.id),

@@ -223,7 +223,7 @@ async fn a_node_waits_for_every_member_to_settle_on_its_very_view() {
     let wait = || {
         nodes[0]
             .shared
-            .wait_all_settled(&both, Duration::from_millis(10))
+            .wait_for_members(&both, true, Duration::from_millis(10))
     };
     let still_waiting = |label: &'static str| async move {
         // A bounded negative check: it must not return over many polls.

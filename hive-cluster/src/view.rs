@@ -135,6 +135,27 @@ impl View {
         hive_ring::position(&bytes)
     }
 
+    /// Returns the member that runs operations on `key` while this view is
+    /// current but `agreed` is the newest view every member is known to have:
+    /// the key's primary in `agreed` as long as it is still a member here and
+    /// not `failed`, else its primary here. A key moves to a new primary only
+    /// once every member sees the change, so the old primary (which then sees
+    /// it too) has stopped running operations on it: never two at once (G4).
+    pub fn acting_primary<'a>(
+        &'a self,
+        agreed: &'a View,
+        key: &[u8],
+        failed: impl Fn(&str) -> bool,
+    ) -> Option<&'a NodeId> {
+        let now = self.primary(key)?;
+        match agreed.primary(key) {
+            Some(before) if before != now && self.contains(before) && !failed(before) => {
+                Some(before)
+            }
+            _ => Some(now),
+        }
+    }
+
     /// Returns the fraction of the keyspace member `id` is primary for.
     pub fn share(&self, id: &str) -> f64 {
         self.ring.share(&id.to_owned())
@@ -151,6 +172,51 @@ mod tests {
             rpc_addr: SocketAddr::from(([127, 0, 0, 1], port)),
             vnodes: 100,
         }
+    }
+
+    #[test]
+    fn a_key_changes_acting_primary_only_once_the_change_is_agreed() {
+        let before = View::new(1).with(peer("a", 1));
+        let after = before.with(peer("b", 2));
+        let moving = (0..)
+            .map(|i| format!("key-{i}"))
+            .find(|key| after.primary(key.as_bytes()).map(String::as_str) == Some("b"))
+            .expect("b owns some key");
+        let key = moving.as_bytes();
+        let nobody_failed = |_: &str| false;
+        // Not agreed yet: the old primary still acts.
+        assert_eq!(
+            after
+                .acting_primary(&before, key, nobody_failed)
+                .map(String::as_str),
+            Some("a")
+        );
+        // Agreed: the new one.
+        assert_eq!(
+            after
+                .acting_primary(&after, key, nobody_failed)
+                .map(String::as_str),
+            Some("b")
+        );
+        // An old primary that failed or left hands nothing over: the new one acts at once.
+        let a_failed = |id: &str| id == "a";
+        assert_eq!(
+            after
+                .acting_primary(&before, key, a_failed)
+                .map(String::as_str),
+            Some("b")
+        );
+        let without_a = after.without("a");
+        assert_eq!(
+            without_a
+                .acting_primary(&before, key, nobody_failed)
+                .map(String::as_str),
+            Some("b")
+        );
+        assert_eq!(
+            View::new(1).acting_primary(&before, key, nobody_failed),
+            None
+        );
     }
 
     #[test]

@@ -170,7 +170,9 @@ pub(crate) fn to_remote(err: &ClusterError) -> RemoteError {
 }
 
 /// Returns the local failure for a protocol error (`NotOwner` is handled by the
-/// caller before this: it means "retry with a fresher view").
+/// caller before this: it means "retry with a fresher view"). A peer that is
+/// shutting down makes the operation `Unavailable` here: `ShuttingDown` tells
+/// a client that the node it called is stopping, and this one is not.
 pub(crate) fn from_remote(err: RemoteError) -> ClusterError {
     match err.kind {
         ErrorKind::NotFound => StoreError::NotFound.into(),
@@ -179,7 +181,9 @@ pub(crate) fn from_remote(err: RemoteError) -> ClusterError {
         ErrorKind::InvalidArgument => StoreError::InvalidArgument(err.message).into(),
         ErrorKind::InvalidValue => StoreError::InvalidValue(err.message).into(),
         ErrorKind::Codec => ClusterError::Codec(err.message),
-        ErrorKind::ShuttingDown => ClusterError::ShuttingDown,
+        ErrorKind::ShuttingDown => {
+            ClusterError::Unavailable(format!("a peer is shutting down: {}", err.message))
+        }
         ErrorKind::Unavailable | ErrorKind::NotOwner | ErrorKind::Deferred => {
             ClusterError::Unavailable(err.message)
         }
@@ -189,6 +193,12 @@ pub(crate) fn from_remote(err: RemoteError) -> ClusterError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_shutting_down_makes_the_operation_unavailable_not_shutting_down() {
+        let err = from_remote(RemoteError::new(ErrorKind::ShuttingDown, "stopping"));
+        assert!(matches!(err, ClusterError::Unavailable(_)), "{err:?}");
+    }
 
     #[test]
     fn entries_round_trip_through_the_wire() {
