@@ -31,6 +31,11 @@ use crate::wire::message_limit;
 /// they have too (then the earlier views can be forgotten).
 const SETTLED_POLL: Duration = Duration::from_millis(100);
 
+/// How often a node whose view changed asks the other members whether they
+/// have it too. Operations on keys changing primary wait for that agreement,
+/// so it is asked often, and only while a change is new.
+const AGREE_POLL: Duration = Duration::from_millis(10);
+
 /// Pause before the first retry of a rebalance that did not complete; it
 /// doubles with every failure in a row, up to [`REBALANCE_RETRY_MAX`].
 const REBALANCE_RETRY: Duration = Duration::from_millis(200);
@@ -402,7 +407,7 @@ type Agreeing = Pin<Box<dyn Future<Output = Arc<View>> + Send>>;
 fn agree(shared: &Arc<Shared<GrpcClient>>) -> Agreeing {
     let (shared, view) = (shared.clone(), shared.view());
     Box::pin(async move {
-        shared.wait_for_members(&view, false, SETTLED_POLL).await;
+        shared.wait_for_members(&view, false, AGREE_POLL).await;
         view
     })
 }

@@ -27,8 +27,9 @@ use crate::wire::{
     from_remote, from_wire, to_remote, to_wire,
 };
 
-/// Pause before retrying an operation that met a view disagreement or an
-/// unreachable primary.
+/// Longest pause before retrying an operation that met a view disagreement
+/// or an unreachable primary; a change of this node's view or agreement ends
+/// it early.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
 /// At most this many earlier views are remembered for catching up (views whose
@@ -300,6 +301,9 @@ impl<C: PeerClient> Shared<C> {
     /// Runs a client operation wherever its key's primary is.
     pub(crate) async fn execute(&self, key: &[u8], op: Op) -> Result<Reply> {
         let deadline = Instant::now() + self.request_timeout;
+        // Subscribed at the first retry; from then on a change of the view or
+        // of the agreement ends the pause between two attempts early.
+        let mut changes = None;
         loop {
             if self.is_stopping() {
                 return Err(ClusterError::ShuttingDown);
@@ -326,7 +330,13 @@ impl<C: PeerClient> Shared<C> {
                 Err(Failure::Final(err)) => return Err(err),
                 Err(Failure::Retry(reason)) if Instant::now() + RETRY_PAUSE < deadline => {
                     tracing::debug!(%reason, "retrying an operation");
-                    tokio::time::sleep(RETRY_PAUSE).await;
+                    match &mut changes {
+                        // Try again at once: a change from now on is seen below.
+                        None => changes = Some(self.changes()),
+                        Some(changes) => {
+                            let _ = tokio::time::timeout(RETRY_PAUSE, changes.changed()).await;
+                        }
+                    }
                 }
                 Err(Failure::Retry(reason)) => return Err(ClusterError::Unavailable(reason)),
                 Err(Failure::Resend(_)) if Instant::now() < deadline => {}
@@ -790,9 +800,14 @@ impl<C: PeerClient> PeerHandler for Handler<C> {
         if let Some(refusal) = self.0.refusal() {
             return Err(refusal);
         }
+        let entries = batch
+            .entries
+            .into_iter()
+            .map(from_wire)
+            .collect::<Result<Vec<_>, _>>()?;
         let mut applied = 0;
-        for entry in batch.entries {
-            apply(&self.0.store, entry)?;
+        for result in self.0.store.apply_many(entries) {
+            result.map_err(|err| to_remote(&ClusterError::Store(err)))?;
             applied += 1;
         }
         Ok(TransferAck {

@@ -26,9 +26,41 @@ pub(crate) fn message_limit(limits: &Limits) -> usize {
         .max(DEFAULT_MAX_MESSAGE_SIZE)
 }
 
-fn encode<T: Serialize>(value: &T) -> Bytes {
+/// Encodes `value` into a buffer sized for about `size_hint` bytes, so the
+/// usual message is written without growing (and copying) the buffer.
+fn encode<T: Serialize>(value: &T, size_hint: usize) -> Bytes {
+    let mut buf = Vec::with_capacity(size_hint);
     // Encoding our own plain enums into a Vec cannot fail.
-    Bytes::from(rmp_serde::to_vec(value).unwrap_or_default())
+    match rmp_serde::encode::write(&mut buf, value) {
+        Ok(()) => Bytes::from(buf),
+        Err(_) => Bytes::new(),
+    }
+}
+
+/// MessagePack bytes per encoded element besides its own bytes, at most: a
+/// length prefix, a score or TTL, a tuple header.
+const ELEMENT_OVERHEAD: usize = 16;
+/// Room for the enum tags and a small message's fields.
+const MESSAGE_OVERHEAD: usize = 64;
+
+/// About how many bytes `data` encodes to (a little more, rarely less).
+fn payload_hint(data: &ExportedData) -> usize {
+    let elements = |lens: &mut dyn Iterator<Item = usize>| -> usize {
+        lens.map(|len| len + ELEMENT_OVERHEAD).sum()
+    };
+    MESSAGE_OVERHEAD
+        + match data {
+            ExportedData::Tombstone => 0,
+            ExportedData::Value(value) => value.len(),
+            ExportedData::Hash(fields) => elements(
+                &mut fields
+                    .iter()
+                    .map(|(name, value, _)| name.len() + value.len()),
+            ),
+            ExportedData::List(items) => elements(&mut items.iter().map(Bytes::len)),
+            ExportedData::Set(members) => elements(&mut members.iter().map(|(m, _)| m.len())),
+            ExportedData::ZSet(members) => elements(&mut members.iter().map(|(m, _)| m.len())),
+        }
 }
 
 fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, RemoteError> {
@@ -85,7 +117,8 @@ pub(crate) enum PeerReply {
 }
 
 pub(crate) fn encode_op(op: &PeerOp) -> Bytes {
-    encode(op)
+    // Most operations carry a key and at most a small value.
+    encode(op, 2 * MESSAGE_OVERHEAD)
 }
 
 pub(crate) fn decode_op(bytes: &[u8]) -> Result<PeerOp, RemoteError> {
@@ -93,7 +126,7 @@ pub(crate) fn decode_op(bytes: &[u8]) -> Result<PeerOp, RemoteError> {
 }
 
 pub(crate) fn encode_reply(reply: &PeerReply) -> Bytes {
-    encode(reply)
+    encode(reply, MESSAGE_OVERHEAD)
 }
 
 pub(crate) fn decode_reply(bytes: &[u8]) -> Result<PeerReply, ClusterError> {
@@ -111,7 +144,7 @@ pub(crate) fn to_wire(entry: &ExportedEntry) -> Entry {
         payload: if tombstone {
             Bytes::new()
         } else {
-            encode(&entry.data)
+            encode(&entry.data, payload_hint(&entry.data))
         },
         tombstone,
     }

@@ -16,7 +16,7 @@ use crate::error::{Result, StoreError};
 use crate::hash::HashData;
 use crate::list::ListData;
 use crate::set::SetData;
-use crate::shard::{Applied, Incoming, Write};
+use crate::shard::{Applied, Incoming, Shard, Shared, Write};
 use crate::store::Store;
 use crate::version::Version;
 use crate::zset::ZSetData;
@@ -33,6 +33,27 @@ pub struct ExportedEntry {
     pub ttl_ms: Option<u64>,
     /// What the key holds.
     pub data: ExportedData,
+}
+
+impl ExportedEntry {
+    /// What this entry was exported as, to drop the copy it came from once its
+    /// receivers confirmed ([`Store::drop_exported`]).
+    pub fn exported(&self) -> Exported {
+        Exported {
+            version: self.version,
+            tombstone: self.data == ExportedData::Tombstone,
+        }
+    }
+}
+
+/// The identity of an exported copy: its version and whether it was a
+/// tombstone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exported {
+    /// The version of the entry or tombstone.
+    pub version: Version,
+    /// The copy was a tombstone, not a live entry.
+    pub tombstone: bool,
 }
 
 /// The payload of an [`ExportedEntry`].
@@ -90,6 +111,34 @@ fn export_entry(key: &Bytes, entry: &Entry, now: u64) -> ExportedEntry {
     }
 }
 
+/// Applies a checked arriving entry to the shard holding its key.
+fn apply_locked(
+    shard: &mut Shard,
+    shared: &Shared,
+    hash: u64,
+    now: u64,
+    incoming: ExportedEntry,
+) -> Result<Applied> {
+    let ExportedEntry {
+        key,
+        version,
+        ttl_ms,
+        data,
+    } = incoming;
+    // An entry that expired in transit arrives as the deletion it has become.
+    let incoming = match data {
+        ExportedData::Tombstone => Incoming::Tombstone,
+        data => match arrival_deadline(ttl_ms, now)? {
+            None => Incoming::Expired,
+            Some(deadline) => match import(data, now)? {
+                Some(data) => Incoming::Live { data, deadline },
+                None => Incoming::Expired,
+            },
+        },
+    };
+    shard.apply(shared, hash, &key, version, incoming, now)
+}
+
 /// Converts a remaining TTL into a deadline; `Ok(None)` if it has run out.
 fn arrival_deadline(ttl_ms: Option<u64>, now: u64) -> Result<Option<u64>> {
     match ttl_ms {
@@ -137,29 +186,90 @@ impl Store {
     /// empty collections) are refused with `InvalidArgument`, and growth past the
     /// memory limit with `CapacityExceeded`, changing nothing.
     pub fn apply(&self, incoming: ExportedEntry) -> Result<Applied> {
-        let ExportedEntry {
-            key,
-            version,
-            ttl_ms,
-            data,
-        } = incoming;
-        self.limits().check_key(&key)?;
-        self.validate(&data)?;
+        self.check_incoming(&incoming)?;
         let shared = self.shared();
+        let key = incoming.key.clone();
         self.with_shard(&key, |shard, hash, now| {
-            // An entry that expired in transit arrives as the deletion it has become.
-            let incoming = match data {
-                ExportedData::Tombstone => Incoming::Tombstone,
-                data => match arrival_deadline(ttl_ms, now)? {
-                    None => Incoming::Expired,
-                    Some(deadline) => match import(data, now)? {
-                        Some(data) => Incoming::Live { data, deadline },
-                        None => Incoming::Expired,
-                    },
-                },
-            };
-            shard.apply(shared, hash, &key, version, incoming, now)
+            apply_locked(shard, shared, hash, now, incoming)
         })
+    }
+
+    /// [`Store::apply`] for each of `incoming`, in order, with one result per
+    /// entry: an invalid entry is refused alone. Consecutive entries of one shard
+    /// are applied under one lock; entries exported in one store's order (as a
+    /// rebalance sends them) arrive in long runs.
+    pub fn apply_many(&self, incoming: Vec<ExportedEntry>) -> Vec<Result<Applied>> {
+        let shared = self.shared();
+        let checked = incoming.into_iter().map(|entry| {
+            let checked = self.check_incoming(&entry);
+            (entry, checked)
+        });
+        self.for_each_locked(
+            checked,
+            |(entry, _)| &entry.key,
+            |shard, hash, now, (entry, checked)| {
+                checked?;
+                apply_locked(shard, shared, hash, now, entry)
+            },
+        )
+    }
+
+    /// [`Store::export`] for each of `keys`, in order; consecutive keys of one
+    /// shard are exported under one lock. A key the store knows nothing of (or
+    /// over the key limit) exports as `None`.
+    pub fn export_many<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k Bytes>,
+    ) -> Vec<Option<ExportedEntry>> {
+        let shared = self.shared();
+        self.for_each_locked(
+            keys,
+            |key| key,
+            |shard, hash, now, key| {
+                shard.maintain(shared, hash, key, now);
+                if let Some(entry) = shard.find(hash, key) {
+                    return Some(export_entry(key, entry, now));
+                }
+                shard.tombstone(key).map(|version| ExportedEntry {
+                    key: key.clone(),
+                    version,
+                    ttl_ms: None,
+                    data: ExportedData::Tombstone,
+                })
+            },
+        )
+    }
+
+    /// Drops each local copy that was handed to its key's new owners, if it is
+    /// still exactly what was exported ([`Store::remove_if_version`] for an
+    /// entry, [`Store::forget_tombstone`] for a tombstone): a newer write that
+    /// arrived since stays. Consecutive keys of one shard are dropped under one
+    /// lock. Returns how many copies were dropped.
+    pub fn drop_exported<'k>(
+        &self,
+        copies: impl IntoIterator<Item = (&'k Bytes, Exported)>,
+    ) -> usize {
+        let shared = self.shared();
+        self.for_each_locked(
+            copies,
+            |(key, _)| key,
+            |shard, hash, _, (key, exported)| {
+                if exported.tombstone {
+                    shard.forget_tombstone(shared, key, exported.version)
+                } else {
+                    shard.remove_if_version(shared, hash, key, exported.version)
+                }
+            },
+        )
+        .into_iter()
+        .filter(|dropped| *dropped)
+        .count()
+    }
+
+    /// Refuses an arriving entry that breaks the limits or holds invalid data.
+    fn check_incoming(&self, incoming: &ExportedEntry) -> Result<()> {
+        self.limits().check_key(&incoming.key)?;
+        self.validate(&incoming.data)
     }
 
     /// Returns what `key` holds with its remaining TTLs, for [`Store::restore`]

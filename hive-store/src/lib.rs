@@ -57,7 +57,7 @@ pub use clock::{Clock, MockClock, SystemClock};
 pub use config::{Limits, MAX_TTL_MS, StoreConfig};
 pub use entry::Kind;
 pub use error::{Result, StoreError};
-pub use export::{ExportedData, ExportedEntry};
+pub use export::{Exported, ExportedData, ExportedEntry};
 pub use keys::ExpireCondition;
 pub use list::End;
 pub use op::{Op, Reply};

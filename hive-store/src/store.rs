@@ -29,6 +29,10 @@ pub struct Store {
     clock: Arc<dyn Clock>,
 }
 
+/// Items a batch operation handles under one lock acquisition, at most, so a
+/// batch never holds a shard for long.
+const BATCH_RUN: usize = 64;
+
 /// A shard lock on its own cache lines, so neighbouring shards do not contend.
 #[derive(Debug)]
 #[repr(align(128))]
@@ -150,6 +154,24 @@ impl Store {
         keys
     }
 
+    /// Returns the keys of shard `shard` that hold a live entry or a tombstone
+    /// (a snapshot; empty past the last shard): what a rebalance may move.
+    pub fn held_keys(&self, shard: usize) -> Vec<Bytes> {
+        let Some(cell) = self.shards.get(shard) else {
+            return Vec::new();
+        };
+        let now = self.clock.now_ms();
+        let shard = cell.0.read();
+        let mut keys = Vec::with_capacity(shard.len() + shard.tombstone_count());
+        shard.for_each(|key, entry| {
+            if !entry.is_expired(now) {
+                keys.push(key.clone());
+            }
+        });
+        shard.for_each_tombstone(|key| keys.push(key.clone()));
+        keys
+    }
+
     /// Returns the keys that have a tombstone (a snapshot).
     pub fn tombstone_keys(&self) -> Vec<Bytes> {
         let mut keys = Vec::new();
@@ -235,9 +257,13 @@ impl Store {
 
     fn locate(&self, key: &[u8]) -> (u64, &ShardCell) {
         let hash = self.shared.hasher.hash_one(key);
-        // The table uses the low bits and the top seven; shards take the middle.
-        let shard = (hash >> 32) as usize & self.mask;
-        (hash, &self.shards[shard])
+        (hash, &self.shards[self.shard_of(hash)])
+    }
+
+    /// The shard a key hash belongs to. The table uses the low bits and the
+    /// top seven; shards take the middle.
+    fn shard_of(&self, hash: u64) -> usize {
+        (hash >> 32) as usize & self.mask
     }
 
     /// Runs `read` on the live entry of `key` (`None` if absent or expired).
@@ -287,6 +313,38 @@ impl Store {
         shard.write(&self.shared, hash, key, now, |entry, reservation| {
             op(entry, reservation, now)
         })
+    }
+
+    /// Runs `f` on each of `items`, in order, under the write lock of the shard
+    /// holding its key (`key_of`), with the key's hash and the time. Consecutive
+    /// items of one shard share a lock acquisition and a clock read, up to
+    /// [`BATCH_RUN`] of them: what batch operations save over single ones, on
+    /// top of finding that shard's table still in cache.
+    pub(crate) fn for_each_locked<T, R>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+        key_of: impl Fn(&T) -> &[u8],
+        mut f: impl FnMut(&mut Shard, u64, u64, T) -> R,
+    ) -> Vec<R> {
+        let items = items.into_iter();
+        let mut results = Vec::with_capacity(items.size_hint().0);
+        let mut held: Option<(usize, RwLockWriteGuard<'_, Shard>, u64)> = None;
+        let mut run = 0;
+        for item in items {
+            let hash = self.shared.hasher.hash_one(key_of(&item));
+            let index = self.shard_of(hash);
+            if run == BATCH_RUN || held.as_ref().is_none_or(|(at, ..)| *at != index) {
+                // Unlock before locking the next shard.
+                drop(held.take());
+                let shard = self.shards[index].0.write();
+                held = Some((index, shard, self.clock.now_ms()));
+                run = 0;
+            }
+            run += 1;
+            let (_, shard, now) = held.as_mut().expect("locked above");
+            results.push(f(shard, hash, *now, item));
+        }
+        results
     }
 
     /// Runs `f` on the shard holding `key`, under its write lock.

@@ -336,6 +336,120 @@ fn tombstoned_keys_can_be_listed_for_hand_off() {
 }
 
 #[test]
+fn each_shard_lists_the_keys_it_holds_live_or_deleted() {
+    let clock = MockClock::default();
+    let a = store(1, &clock);
+    for name in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+        a.set(name.as_bytes(), key("v"), None).unwrap();
+    }
+    a.del(b"b").unwrap();
+    a.set(b"short", key("v"), Some(5)).unwrap();
+    clock.advance(10);
+    let mut held: Vec<Bytes> = (0..a.shard_count()).flat_map(|s| a.held_keys(s)).collect();
+    held.sort();
+    let expected: Vec<Bytes> = ["a", "b", "c", "d", "e", "f", "g", "h"].map(key).into();
+    assert_eq!(
+        held, expected,
+        "the deleted key is held as a tombstone; the expired one is not"
+    );
+    assert_eq!(a.held_keys(a.shard_count()), Vec::<Bytes>::new());
+}
+
+/// Keys of every shard, interleaved, so batch operations cross shards often.
+fn mixed_keys(count: usize) -> Vec<Bytes> {
+    (0..count).map(|i| key(&format!("key-{i}"))).collect()
+}
+
+#[test]
+fn exporting_many_keys_at_once_matches_exporting_each() {
+    let clock = MockClock::default();
+    let a = store(1, &clock);
+    let keys = mixed_keys(300);
+    for (i, name) in keys.iter().enumerate() {
+        match i % 3 {
+            0 => a.set(name, key("v"), Some(60_000)).unwrap(),
+            1 => a
+                .push(name, End::Back, vec![key("x"), key("y")])
+                .map(drop)
+                .unwrap(),
+            _ => {
+                a.set(name, key("v"), None).unwrap();
+                a.del(name).unwrap();
+            }
+        }
+    }
+    let mut asked = keys.clone();
+    asked.push(key("never-written"));
+    let single: Vec<_> = asked.iter().map(|k| a.export(k).unwrap()).collect();
+    assert_eq!(a.export_many(&asked), single);
+    assert_eq!(single.last(), Some(&None));
+}
+
+#[test]
+fn applying_many_entries_refuses_a_bad_one_alone() {
+    let clock = MockClock::default();
+    let (a, b) = (store(1, &clock), store(2, &clock));
+    let keys = mixed_keys(200);
+    for name in &keys {
+        a.set(name, name.clone(), None).unwrap();
+    }
+    let mut entries: Vec<ExportedEntry> = a.export_many(&keys).into_iter().flatten().collect();
+    entries[100].data = ExportedData::List(Vec::new());
+    let results = b.apply_many(entries);
+    assert_eq!(results.len(), 200);
+    for (i, (name, result)) in keys.iter().zip(results).enumerate() {
+        if i == 100 {
+            assert!(
+                matches!(result, Err(StoreError::InvalidArgument(_))),
+                "{result:?}"
+            );
+            assert_eq!(b.export(name), Ok(None));
+        } else {
+            assert_eq!(result, Ok(Applied::Stored));
+            assert_eq!(b.get(name), Ok(name.clone()));
+        }
+    }
+    b.check_invariants().unwrap();
+}
+
+#[test]
+fn dropping_exported_copies_spares_what_changed_since() {
+    let clock = MockClock::default();
+    let a = store(1, &clock);
+    let keys = mixed_keys(200);
+    for (i, name) in keys.iter().enumerate() {
+        a.set(name, key("v"), None).unwrap();
+        if i % 2 == 1 {
+            a.del(name).unwrap();
+        }
+    }
+    let exported: Vec<_> = a
+        .export_many(&keys)
+        .into_iter()
+        .map(|entry| entry.unwrap().exported())
+        .collect();
+    // Newer writes after the export: a live key rewritten, a deleted one revived.
+    a.set(&keys[10], key("newer"), None).unwrap();
+    a.set(&keys[11], key("revived"), None).unwrap();
+    let dropped = a.drop_exported(keys.iter().zip(exported.iter().copied()));
+    assert_eq!(dropped, 198);
+    for (i, name) in keys.iter().enumerate() {
+        let expected = match i {
+            10 => Ok(key("newer")),
+            11 => Ok(key("revived")),
+            _ => Err(StoreError::NotFound),
+        };
+        assert_eq!(a.get(name), expected);
+    }
+    assert_eq!(
+        a.tombstone_count(),
+        0,
+        "dropped tombstones leave nothing behind"
+    );
+    a.check_invariants().unwrap();
+}
+
+#[test]
 fn a_store_without_tombstones_forgets_deleted_keys() {
     let a = Store::new(StoreConfig::default());
     a.set(b"k", key("v"), None).unwrap();
