@@ -49,6 +49,21 @@ enum Replicated {
     Superseded,
 }
 
+/// Where a key's operations run now ([`Shared::route`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route<'v> {
+    /// Here: this node is the key's acting primary.
+    Here,
+    /// On this other member.
+    Peer(&'v NodeId),
+    /// Nowhere for now: the key is moving from this node, which stopped
+    /// running it, to a new primary, which starts once every member sees the
+    /// move.
+    HandingOver,
+    /// Nowhere: no alive member owns the key.
+    Nobody,
+}
+
 /// Why one attempt at an operation failed.
 enum Failure {
     /// Final: report it.
@@ -178,22 +193,32 @@ impl<C: PeerClient> Shared<C> {
         self.agreed.read().digest() == self.view().digest()
     }
 
-    /// Returns true if this node runs operations on `key` now: it is the key's
-    /// primary in `view` and the change that made it so was agreed. A node
-    /// that sees a key moving away stops at once, and the new primary starts
-    /// only once every member (the old primary too) sees the move, so no two
-    /// nodes run a key's operations at the same time (G4).
-    fn serves(&self, view: &View, key: &[u8]) -> bool {
-        view.primary(key).map(String::as_str) == Some(self.id.as_str())
-            && self.acting_primary(view, key).as_deref() == Some(self.id.as_str())
-    }
-
-    /// Returns the member that runs operations on `key` now, in `view`.
-    fn acting_primary(&self, view: &View, key: &[u8]) -> Option<NodeId> {
-        let agreed = self.agreed.read().clone();
-        let failed = self.failed.read();
-        view.acting_primary(&agreed, key, |id| failed.contains(id))
-            .cloned()
+    /// Returns where operations on `key` run now, in `view`. This node runs
+    /// them only if it is the key's primary in `view` and the change that made
+    /// it so was agreed. A node that sees a key moving away stops at once, and
+    /// the new primary starts only once every member (the old primary too)
+    /// sees the move, so no two nodes run a key's operations at the same time
+    /// (G4). The key is hashed once.
+    fn route<'v>(&self, view: &'v View, key: &[u8]) -> Route<'v> {
+        let at = hive_ring::position(key);
+        let Some(primary) = view.primary_at(at) else {
+            return Route::Nobody;
+        };
+        let acting = {
+            let agreed = self.agreed.read();
+            if std::ptr::eq(&**agreed, view) {
+                primary
+            } else {
+                let failed = self.failed.read();
+                view.acting_primary_at(&agreed, at, |id| failed.contains(id))
+                    .unwrap_or(primary)
+            }
+        };
+        match (*acting == self.id, *primary == self.id) {
+            (false, _) => Route::Peer(acting),
+            (true, true) => Route::Here,
+            (true, false) => Route::HandingOver,
+        }
     }
 
     /// Makes `view` current; the one it replaces is remembered for catching up.
@@ -309,21 +334,20 @@ impl<C: PeerClient> Shared<C> {
                 return Err(ClusterError::ShuttingDown);
             }
             let view = self.view();
-            let Some(primary) = self.acting_primary(&view, key) else {
-                return Err(ClusterError::Unavailable(
-                    "no alive member owns the key".into(),
-                ));
-            };
-            let attempt = if primary != self.id {
-                self.forward(&view, &primary, key, &op).await
-            } else if self.serves(&view, key) {
-                self.execute_as_primary(key, op.clone())
+            let attempt = match self.route(&view, key) {
+                Route::Nobody => {
+                    return Err(ClusterError::Unavailable(
+                        "no alive member owns the key".into(),
+                    ));
+                }
+                Route::Peer(primary) => self.forward(&view, primary, key, &op).await,
+                Route::Here => self
+                    .execute_as_primary(key, op.clone())
                     .await
-                    .map_err(Failure::from)
-            } else {
-                Err(Failure::Retry(
+                    .map_err(Failure::from),
+                Route::HandingOver => Err(Failure::Retry(
                     "the key is being handed over to its new primary".into(),
-                ))
+                )),
             };
             match attempt {
                 Ok(reply) => return Ok(reply),
@@ -715,7 +739,7 @@ impl<C: PeerClient> Shared<C> {
                 return Ok(encode_reply(&PeerReply::Count(self.local_primary_count())));
             }
         };
-        if !self.serves(&self.view(), key) {
+        if !matches!(self.route(&self.view(), key), Route::Here) {
             return Err(RemoteError::new(
                 ErrorKind::NotOwner,
                 format!("{} is not the primary of this key", self.id),

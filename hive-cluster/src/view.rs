@@ -121,6 +121,11 @@ impl View {
         self.ring.owner(key)
     }
 
+    /// Returns the primary of the keys at ring position `at`.
+    pub fn primary_at(&self, at: u64) -> Option<&NodeId> {
+        self.ring.owner_at(at)
+    }
+
     /// Returns a digest of the members and their ring weights: equal on two
     /// nodes exactly when they place every key alike (barring a 64-bit
     /// collision). Epochs are local; this is what nodes compare.
@@ -143,14 +148,25 @@ impl View {
     /// it too) has stopped running operations on it: never two at once (G4).
     pub fn acting_primary<'a>(
         &'a self,
-        agreed: &'a View,
+        agreed: &View,
         key: &[u8],
         failed: impl Fn(&str) -> bool,
     ) -> Option<&'a NodeId> {
-        let now = self.primary(key)?;
-        match agreed.primary(key) {
-            Some(before) if before != now && self.contains(before) && !failed(before) => {
-                Some(before)
+        self.acting_primary_at(agreed, hive_ring::position(key), failed)
+    }
+
+    /// [`View::acting_primary`] for the keys at ring position `at`
+    /// ([`hive_ring::position`]).
+    pub fn acting_primary_at<'a>(
+        &'a self,
+        agreed: &View,
+        at: u64,
+        failed: impl Fn(&str) -> bool,
+    ) -> Option<&'a NodeId> {
+        let now = self.primary_at(at)?;
+        match agreed.primary_at(at) {
+            Some(before) if before != now && !failed(before) => {
+                Some(self.peer(before).map_or(now, |peer| &peer.id))
             }
             _ => Some(now),
         }

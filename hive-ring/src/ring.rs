@@ -92,7 +92,14 @@ impl<N: Clone + Eq + Hash + AsRef<[u8]>> Ring<N> {
     /// Returns the primary owner of `key`, or `None` if the ring is empty.
     #[must_use]
     pub fn owner(&self, key: &[u8]) -> Option<&N> {
-        let first = *self.owners.get(self.start(position(key)))?;
+        self.owner_at(position(key))
+    }
+
+    /// Returns the primary owner of the keys at ring position `at`
+    /// ([`position`]), as [`Ring::owner`] does for a key.
+    #[must_use]
+    pub fn owner_at(&self, at: u64) -> Option<&N> {
+        let first = *self.owners.get(self.start(at))?;
         Some(self.node(first))
     }
 

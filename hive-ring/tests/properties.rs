@@ -54,6 +54,7 @@ proptest! {
             prop_assert!(owners.iter().all(|&m| ring.contains(m)));
             prop_assert_eq!(ring.owners(&key, 1).first().copied(), ring.owner(&key));
             prop_assert_eq!(ring.owners_at(hive_ring::position(&key), n), owners.clone());
+            prop_assert_eq!(ring.owner_at(hive_ring::position(&key)), ring.owner(&key));
             if let Some(&first) = owners.first() {
                 prop_assert_eq!(Some(first), ring.owner(&key));
             }
