@@ -423,3 +423,37 @@ fn server_introspection_reports_what_clients_read() {
     names.sort();
     assert_eq!(names, ["hexpire", "hexpireat", "hexpiretime"]);
 }
+
+/// `MGET` and `MSET` run their keys concurrently, in chunks; the replies
+/// still come in the order of the keys, and a key named twice in one `MSET`
+/// keeps its last value.
+#[test]
+fn multi_key_commands_keep_key_order_across_many_keys() {
+    let server = Hived::start();
+    let mut client = server.client();
+    let keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+    let mut mset = vec!["MSET".to_owned()];
+    for (i, key) in keys.iter().enumerate() {
+        mset.extend([key.clone(), format!("v{i}")]);
+    }
+    let mset: Vec<&str> = mset.iter().map(String::as_str).collect();
+    assert_eq!(client.call(&mset), Value::Simple("OK".into()));
+    call(&mut client, "LPUSH list x");
+    assert_eq!(
+        call(&mut client, "MSET twice 1 other 2 twice 3"),
+        Value::Simple("OK".into())
+    );
+    assert_eq!(
+        call(&mut client, "GET twice"),
+        Value::Bulk(Some(b"3".to_vec()))
+    );
+
+    let mut mget = vec!["MGET"];
+    mget.extend(keys.iter().map(String::as_str));
+    mget.extend(["list", "missing"]);
+    let mut expected: Vec<Value> = (0..300)
+        .map(|i| Value::Bulk(Some(format!("v{i}").into_bytes())))
+        .collect();
+    expected.extend([Value::Bulk(None), Value::Bulk(None)]);
+    assert_eq!(client.call(&mget), Value::Array(Some(expected)));
+}

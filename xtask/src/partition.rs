@@ -132,11 +132,13 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     keys.extend(a.acked.iter().chain(&b.acked).map(|(key, _)| key.clone()));
     keys.sort();
     keys.dedup();
-    let values = converged(&nodes, &keys)?;
+    let (values, pass) = converged(&nodes, &keys)?;
     println!(
-        "  converged: {} keys answer identically through all {NODES} nodes after {:.1?}",
+        "  converged: {} keys answer identically through all {NODES} nodes in the check \
+         that began {:.1?} after the heal (a check reads every key through every node: {:.1?})",
         keys.len(),
-        healed_at.elapsed()
+        pass.start.saturating_duration_since(healed_at),
+        pass.took
     );
     check(&values, &before, &a, &b)
 }
@@ -371,9 +373,21 @@ fn write_side(side: &str, addr: SocketAddr, deadline: Instant) -> anyhow::Result
 }
 
 /// Polls until every node answers every key identically; returns the answers.
-fn converged(nodes: &[Node], keys: &[String]) -> anyhow::Result<HashMap<String, Option<String>>> {
+/// When the check that found the nodes converged began, and how long it took.
+struct Pass {
+    start: Instant,
+    took: Duration,
+}
+
+/// Reads every key through every node until all nodes answer alike; returns
+/// the values and the check that found them alike.
+fn converged(
+    nodes: &[Node],
+    keys: &[String],
+) -> anyhow::Result<(HashMap<String, Option<String>>, Pass)> {
     let deadline = Instant::now() + SETTLE;
     loop {
+        let start = Instant::now();
         let mut answers: Vec<HashMap<String, Option<String>>> = Vec::new();
         for node in nodes {
             let mut client = Client::connect(node.resp)?;
@@ -403,12 +417,17 @@ fn converged(nodes: &[Node], keys: &[String]) -> anyhow::Result<HashMap<String, 
             })
             .count();
         if differing == 0 {
-            return Ok(answers.swap_remove(0));
+            let took = start.elapsed();
+            return Ok((answers.swap_remove(0), Pass { start, took }));
         }
         if Instant::now() > deadline {
             bail!("{differing} keys still differ between nodes after {SETTLE:?}");
         }
-        println!("  {differing} keys still differ between nodes; waiting");
+        println!(
+            "  {differing} keys still differ between nodes (a check that began {:.1?} ago); \
+             waiting",
+            start.elapsed()
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }

@@ -3,6 +3,10 @@
 //! `STRLEN`, `INCR`, `INCRBY`, `DECR`, `DECRBY`, `APPEND`, `GETDEL`, `GETEX`,
 //! `INCRBYFLOAT`, `GETRANGE`, `SETRANGE`.
 
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use futures::future::join_all;
 use hive::Error;
 use hive::raw::{Op, Reply, SetCondition, SetTtl};
 
@@ -394,14 +398,25 @@ async fn setex(conn: &mut Conn, args: Args) -> Frame {
     store(conn, &args, Some(ttl_ms)).await
 }
 
+/// Keys of one `MGET` or `MSET` in flight at once: in a cluster each is a
+/// round trip to its primary, and concurrent ones share batched requests.
+const MULTI_KEY_IN_FLIGHT: usize = 128;
+
 async fn mget(conn: &mut Conn, args: Args) -> Frame {
+    let conn = &*conn;
     let mut values = Vec::with_capacity(args.len() - 1);
-    for key in &args[1..] {
-        values.push(match value(conn, key).await {
-            Ok(Some(value)) => Frame::Bulk(value),
-            Ok(None) | Err(Error::WrongType) => Frame::Null,
-            Err(err) => return error_frame(&err),
-        });
+    for keys in args[1..].chunks(MULTI_KEY_IN_FLIGHT) {
+        let mut reads = Vec::with_capacity(keys.len());
+        for key in keys {
+            reads.push(value(conn, key));
+        }
+        for read in join_all(reads).await {
+            values.push(match read {
+                Ok(Some(value)) => Frame::Bulk(value),
+                Ok(None) | Err(Error::WrongType) => Frame::Null,
+                Err(err) => return error_frame(&err),
+            });
+        }
     }
     Frame::Array(values)
 }
@@ -410,12 +425,25 @@ async fn mset(conn: &mut Conn, args: Args) -> Frame {
     if args.len().is_multiple_of(2) {
         return Frame::err("wrong number of arguments for 'mset' command");
     }
-    for pair in args[1..].chunks(2) {
-        let op = Op::Set {
-            value: pair[1].clone(),
-            ttl_ms: None,
-        };
-        if let Err(err) = conn.run(&pair[0], op).await {
+    let pairs: Vec<&[Bytes]> = args[1..].chunks(2).collect();
+    // A key named twice keeps its last value: such a command runs in order.
+    let distinct = pairs.iter().map(|pair| &pair[0]).collect::<HashSet<_>>();
+    let in_flight = if distinct.len() == pairs.len() {
+        MULTI_KEY_IN_FLIGHT
+    } else {
+        1
+    };
+    let conn = &*conn;
+    for pairs in pairs.chunks(in_flight) {
+        let mut writes = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            let op = Op::Set {
+                value: pair[1].clone(),
+                ttl_ms: None,
+            };
+            writes.push(conn.run(&pair[0], op));
+        }
+        if let Some(Err(err)) = join_all(writes).await.into_iter().find(Result::is_err) {
             return error_frame(&err);
         }
     }
