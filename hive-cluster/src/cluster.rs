@@ -534,17 +534,14 @@ async fn drive(
     }
 }
 
-/// Drops tombstones older than `retention` (spec: cluster.md G5): by then every
-/// owner has them and no transfer still carries an older copy.
+/// Drops tombstones buried more than `retention` ago (spec: cluster.md G5):
+/// by then every owner has them and no transfer still carries an older copy.
 fn collect_tombstones(shared: &Shared<GrpcClient>, retention: Duration) {
     if shared.rebalance_pending.load(Ordering::Relaxed) != 0 {
         return;
     }
     let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
-    let cutoff_ms = shared.store.now_ms().saturating_sub(retention_ms);
-    let dropped = shared
-        .store
-        .purge_tombstones(hive_store::Version::at_ms(cutoff_ms));
+    let dropped = shared.store.purge_tombstones(retention_ms);
     if dropped > 0 {
         tracing::debug!(node = %shared.id, dropped, "tombstones collected");
     }

@@ -162,7 +162,7 @@ pub(crate) struct Slot {
 pub(crate) const SLOT_OVERHEAD: usize = size_of::<Slot>() + 1;
 
 /// Bytes accounted for a tombstone besides its key.
-pub(crate) const TOMBSTONE_OVERHEAD: usize = size_of::<(Bytes, Version)>() + 1;
+pub(crate) const TOMBSTONE_OVERHEAD: usize = size_of::<(Bytes, crate::shard::Tombstone)>() + 1;
 
 /// Returns the bytes an entry for `key` holding `data` is accounted for.
 pub(crate) fn entry_size(key: &[u8], data: &Data) -> usize {

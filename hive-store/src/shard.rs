@@ -98,7 +98,7 @@ pub enum Applied {
 pub(crate) struct Shard {
     table: HashTable<Slot>,
     expiry: BTreeSet<(u64, Bytes)>,
-    tombstones: FastMap<Bytes, Version>,
+    tombstones: FastMap<Bytes, Tombstone>,
     hlc: Hlc,
     mem: usize,
 }
@@ -138,7 +138,7 @@ impl Shard {
 
     /// Returns the version a tombstone for `key` carries.
     pub(crate) fn tombstone(&self, key: &[u8]) -> Option<Version> {
-        self.tombstones.get(key).copied()
+        self.tombstones.get(key).map(|tombstone| tombstone.version)
     }
 
     /// Calls `f` with every key and its entry.
@@ -170,7 +170,7 @@ impl Shard {
             }
         }
         let (slot, _) = occupied.remove();
-        self.unlink(shared, slot, wake, None);
+        self.unlink(shared, slot, wake, None, now);
     }
 
     /// Runs a write operation on `key` at `now` and settles its outcome.
@@ -225,7 +225,7 @@ impl Shard {
                         if slot.entry.data.is_empty() {
                             let version = slot.entry.version;
                             let (slot, _) = occupied.remove();
-                            self.unlink(shared, slot, old_wake, Some(version));
+                            self.unlink(shared, slot, old_wake, Some(version), now);
                         } else {
                             reindex(&mut self.expiry, &slot.key, old_wake, slot.entry.wake_at());
                         }
@@ -255,7 +255,7 @@ impl Shard {
                         reservation.cancel();
                         let version = stamp(&mut self.hlc, shared, now);
                         let (slot, _) = occupied.remove();
-                        self.unlink(shared, slot, old_wake, Some(version));
+                        self.unlink(shared, slot, old_wake, Some(version), now);
                         Ok(reply)
                     }
                 }
@@ -337,9 +337,9 @@ impl Shard {
                 if let TableEntry::Occupied(occupied) = entry {
                     let (slot, _) = occupied.remove();
                     let wake = slot.entry.wake_at();
-                    self.unlink(shared, slot, wake, Some(version));
+                    self.unlink(shared, slot, wake, Some(version), now);
                 } else {
-                    self.bury(shared, Bytes::copy_from_slice(key), version);
+                    self.bury(shared, Bytes::copy_from_slice(key), version, now);
                 }
                 return Ok(match gone {
                     Incoming::Tombstone => Applied::Deleted,
@@ -432,12 +432,12 @@ impl Shard {
         true
     }
 
-    /// Drops tombstones whose version is older than `before`; returns how many.
-    pub(crate) fn purge_tombstones(&mut self, shared: &Shared, before: Version) -> usize {
+    /// Drops tombstones buried before `cutoff_ms` (Unix ms); returns how many.
+    pub(crate) fn purge_tombstones(&mut self, shared: &Shared, cutoff_ms: u64) -> usize {
         let mut freed = 0;
         let mut dropped = 0;
-        self.tombstones.retain(|key, version| {
-            let keep = *version >= before;
+        self.tombstones.retain(|key, tombstone| {
+            let keep = tombstone.buried_ms >= cutoff_ms;
             if !keep {
                 freed += TOMBSTONE_OVERHEAD + key.len();
                 dropped += 1;
@@ -456,7 +456,7 @@ impl Shard {
         key: &[u8],
         version: Version,
     ) -> bool {
-        if self.tombstones.get(key) != Some(&version) {
+        if self.tombstone(key) != Some(version) {
             return false;
         }
         self.tombstones.remove(key);
@@ -518,28 +518,42 @@ impl Shard {
         Ok(())
     }
 
-    /// Finishes removing a slot taken out of the table: index, memory, and a
-    /// tombstone carrying `version` (or the entry's own version, for expiry).
-    fn unlink(&mut self, shared: &Shared, slot: Slot, wake: u64, version: Option<Version>) {
+    /// Finishes removing a slot taken out of the table at `now`: index,
+    /// memory, and a tombstone carrying `version` (or the entry's own version,
+    /// for expiry).
+    fn unlink(
+        &mut self,
+        shared: &Shared,
+        slot: Slot,
+        wake: u64,
+        version: Option<Version>,
+        now: u64,
+    ) {
         reindex(&mut self.expiry, &slot.key, wake, NEVER);
         self.mem -= slot.entry.mem;
         shared.budget.release(slot.entry.mem);
-        self.bury(shared, slot.key, version.unwrap_or(slot.entry.version));
+        self.bury(shared, slot.key, version.unwrap_or(slot.entry.version), now);
     }
 
-    /// Records that `key` is gone as of `version`, if the store keeps tombstones.
-    fn bury(&mut self, shared: &Shared, key: Bytes, version: Version) {
+    /// Records that `key` is gone as of `version`, learnt at `now`, if the
+    /// store keeps tombstones. A newer version restarts the retention.
+    fn bury(&mut self, shared: &Shared, key: Bytes, version: Version, now: u64) {
         if !shared.keep_tombstones {
             return;
         }
         let size = TOMBSTONE_OVERHEAD + key.len();
+        let buried = Tombstone {
+            version,
+            buried_ms: now,
+        };
         match self.tombstones.entry(key) {
             hashbrown::hash_map::Entry::Occupied(mut old) => {
-                let newest = (*old.get()).max(version);
-                old.insert(newest);
+                if version > old.get().version {
+                    old.insert(buried);
+                }
             }
             hashbrown::hash_map::Entry::Vacant(vacant) => {
-                vacant.insert(version);
+                vacant.insert(buried);
                 self.mem += size;
                 shared.budget.force_grow(size);
             }
@@ -554,6 +568,18 @@ impl Shard {
             shared.budget.release(size);
         }
     }
+}
+
+/// What a shard remembers of a deleted or expired key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tombstone {
+    /// The version as of which the key is gone: the deleting write's, or the
+    /// expired entry's own (every copy of that entry expires alike).
+    version: Version,
+    /// When this shard buried it (Unix ms): retention runs from here, so an
+    /// expired key's tombstone is kept as long as a deleted key's, however
+    /// old the write that set its TTL.
+    buried_ms: u64,
 }
 
 /// Issues the version for a change made at `now`.

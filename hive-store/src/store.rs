@@ -222,12 +222,14 @@ impl Store {
         handled
     }
 
-    /// Drops tombstones older than `before` (once every owner has them); returns
-    /// how many were dropped.
-    pub fn purge_tombstones(&self, before: Version) -> usize {
+    /// Drops the tombstones buried more than `retention_ms` ago by this
+    /// store's clock (by then every owner has them, G5); returns how many
+    /// were dropped.
+    pub fn purge_tombstones(&self, retention_ms: u64) -> usize {
+        let cutoff_ms = self.clock.now_ms().saturating_sub(retention_ms);
         self.shards
             .iter()
-            .map(|cell| cell.0.write().purge_tombstones(&self.shared, before))
+            .map(|cell| cell.0.write().purge_tombstones(&self.shared, cutoff_ms))
             .sum()
     }
 
