@@ -111,16 +111,16 @@ pub(crate) async fn run<C: PeerClient>(
         }
     }
     // Drop the copies this node no longer owns whose receivers all confirmed.
+    let droppable: Vec<(&Bytes, Exported)> = moves
+        .iter()
+        .zip(&sent)
+        .filter(|((_, arc), _)| {
+            let plan = arcs.plan(*arc);
+            plan.drop_after && plan.send_to.iter().all(|to| !failed.contains(*to))
+        })
+        .filter_map(|((key, _), sent)| sent.map(|exported| (key, exported)))
+        .collect();
     let mut dropped = 0;
-    let droppable = moves.iter().zip(&sent).filter_map(|((key, arc), sent)| {
-        let plan = arcs.plan(*arc);
-        let confirmed = plan.send_to.iter().all(|to| !failed.contains(*to));
-        (plan.drop_after && confirmed)
-            .then_some(*sent)
-            .flatten()
-            .map(|exported| (key, exported))
-    });
-    let droppable: Vec<_> = droppable.collect();
     for step in droppable.chunks(MOVE_STEP) {
         dropped += store.drop_exported(step.iter().copied());
         tokio::task::yield_now().await;
