@@ -95,6 +95,7 @@ impl Cluster {
             vnodes: config.vnodes,
             replication_factor: u32::try_from(replication_factor).unwrap_or(u32::MAX),
             protocol_version: PROTOCOL_VERSION,
+            incarnation: new_incarnation(),
         };
         let mut membership_config =
             MembershipConfig::new(config.node_id.clone(), config.gossip_bind, meta);
@@ -472,12 +473,24 @@ async fn drive(
                     MembershipEvent::Joined(member) => shared.mark_failed(&member.id, false),
                     MembershipEvent::Failed(id) => shared.mark_failed(id, true),
                     MembershipEvent::Forgotten(id) => shared.mark_failed(id, false),
-                    MembershipEvent::Updated(_) | MembershipEvent::Left(_) => {}
+                    MembershipEvent::Updated(_)
+                    | MembershipEvent::Restarted(_)
+                    | MembershipEvent::Left(_) => {}
                 }
-                if let MembershipEvent::Left(id) | MembershipEvent::Failed(id) = &event
+                // A departed member's connection and queues go; so do those
+                // of a restarted one, which lead to a process that is gone.
+                let gone = match &event {
+                    MembershipEvent::Left(id) | MembershipEvent::Failed(id) => Some(id.as_str()),
+                    MembershipEvent::Restarted(member) => Some(member.id.as_str()),
+                    _ => None,
+                };
+                if let Some(id) = gone
                     && let Some(peer) = shared.view().peer(id)
                 {
                     shared.forget_peer(peer.rpc_addr);
+                }
+                if let MembershipEvent::Restarted(member) = &event {
+                    tracing::info!(node = %shared.id, member = %member.id, "member restarted as a new incarnation; refilling it");
                 }
                 if let Some(view) = apply_event(&shared.view(), &roster, event) {
                     shared.set_view(view);
@@ -561,7 +574,13 @@ fn apply_event(
     event: MembershipEvent,
 ) -> Option<View> {
     match event {
-        MembershipEvent::Joined(member) | MembershipEvent::Updated(member) => {
+        // A restarted member keeps its id and its place on the ring, but as
+        // another incarnation it is a new owner of its keys: the view (and its
+        // digest) changes, the rebalance refills it (`plan_at`), and it runs
+        // its keys only once every member sees it (`Shared::route`).
+        MembershipEvent::Joined(member)
+        | MembershipEvent::Updated(member)
+        | MembershipEvent::Restarted(member) => {
             roster.write().insert(member.id.clone(), report_of(&member));
             let peer = peer_of(&member);
             (view.peer(&peer.id) != Some(&peer)).then(|| view.with(peer))
@@ -591,6 +610,7 @@ fn peer_of(member: &MemberInfo) -> Peer {
         id: member.id.clone(),
         rpc_addr: member.meta.rpc_addr,
         vnodes: member.meta.vnodes,
+        incarnation: member.meta.incarnation,
     }
 }
 
@@ -602,6 +622,16 @@ fn report_of(member: &MemberInfo) -> MemberReport {
         state: member.state,
         ring_share: 0.0,
     }
+}
+
+/// Returns a number that names this start of the node (its boot nonce): the
+/// clock's nanoseconds mixed with a random draw, never 0 (which peers read as
+/// "did not advertise one").
+fn new_incarnation() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as u64);
+    (nanos ^ fastrand::u64(..)).max(1)
 }
 
 /// Returns the RPC address peers should dial: a wildcard bind address takes the

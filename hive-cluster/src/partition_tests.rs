@@ -43,6 +43,7 @@ fn peer(n: u8) -> Peer {
         id: format!("node-{n}"),
         rpc_addr: addr(n),
         vnodes: 100,
+        incarnation: 1,
     }
 }
 

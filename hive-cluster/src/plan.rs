@@ -4,7 +4,8 @@
 //!
 //! Rules (spec: cluster.md "Rebalancing", G2, G5):
 //! - owners present in both views already hold the key (writes are acknowledged
-//!   only after every owner applied them), so only newcomers need it;
+//!   only after every owner applied them), so only newcomers need it — and a
+//!   member that restarted in between (another incarnation) is a newcomer;
 //! - of the old owners still alive, the first sends it, so each newcomer gets a
 //!   copy even when the old primary crashed;
 //! - a node that stops owning a key sends it to every new owner before
@@ -36,7 +37,10 @@ pub fn plan_key<'v>(local: &str, key: &[u8], old: &View, new: &'v View) -> KeyPl
 /// Returns what `local` must do with the key at ring position `at`
 /// ([`hive_ring::position`]); the key is hashed once for both views.
 pub fn plan_at<'v>(local: &str, at: u64, old: &View, new: &'v View) -> KeyPlan<'v> {
-    let old_owners = old.owners_at(at);
+    let mut old_owners = old.owners_at(at);
+    // A member that restarted since (another incarnation in `new`) lost what it
+    // held: it is a newcomer, not an owner that kept the key.
+    old_owners.retain(|owner| !new.contains(owner) || old.same_incarnation(new, owner));
     let new_owners = new.owners_at(at);
     let stays = new_owners.iter().any(|owner| *owner == local);
     // The usual case, kept cheap: the owners did not change.
@@ -183,6 +187,7 @@ mod tests {
                     id: (*id).into(),
                     rpc_addr: SocketAddr::from(([127, 0, 0, 1], port as u16)),
                     vnodes: 100,
+                    incarnation: 1,
                 })
             })
     }
@@ -247,6 +252,28 @@ mod tests {
             let mut owners: Vec<NodeId> = new.owners(key).into_iter().cloned().collect();
             owners.sort();
             assert_eq!(holders, owners);
+        }
+    }
+
+    #[test]
+    fn a_member_restarted_unnoticed_gets_every_key_it_owns_again() {
+        // Spec: cluster.md G1 — a node back with the same id (same place on
+        // the ring) but another incarnation lost its copies; they are
+        // re-created from the other owners, although no owner changed by id.
+        let old = view(2, &["a", "b", "c"]);
+        let mut restarted_b = old.peer("b").unwrap().clone();
+        restarted_b.incarnation += 1;
+        let new = old.with(restarted_b);
+        for (key, holders) in keys().iter().zip(holders_after(&old, &new, &["a", "c"])) {
+            let mut owners: Vec<NodeId> = new.owners(key).into_iter().cloned().collect();
+            owners.sort();
+            assert_eq!(holders, owners, "{:?}", String::from_utf8_lossy(key));
+        }
+        // And the arcs agree with planning each position.
+        let arcs = ArcPlans::new("a", &old, &new);
+        for key in keys() {
+            let at = hive_ring::position(&key);
+            assert_eq!(*arcs.plan_at(at), plan_at("a", at, &old, &new));
         }
     }
 

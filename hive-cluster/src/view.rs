@@ -20,6 +20,11 @@ pub struct Peer {
     pub rpc_addr: SocketAddr,
     /// Its virtual-node count on the ring.
     pub vnodes: u32,
+    /// Which start of the member this is (its boot nonce): a member back with
+    /// another incarnation restarted and holds nothing it held before, so it
+    /// is a new owner of its keys although its id and place on the ring are
+    /// the same.
+    pub incarnation: u64,
 }
 
 /// The alive members as one node sees them, and the placement they imply.
@@ -126,15 +131,17 @@ impl View {
         self.ring.owner_at(at)
     }
 
-    /// Returns a digest of the members and their ring weights: equal on two
-    /// nodes exactly when they place every key alike (barring a 64-bit
-    /// collision). Epochs are local; this is what nodes compare.
+    /// Returns a digest of the members, their incarnations and their ring
+    /// weights: equal on two nodes exactly when they place every key alike on
+    /// the same incarnations (barring a 64-bit collision). Epochs are local;
+    /// this is what nodes compare.
     pub fn digest(&self) -> u64 {
         let mut bytes = Vec::new();
         for peer in self.members.values() {
             bytes.extend_from_slice(&(peer.id.len() as u64).to_le_bytes());
             bytes.extend_from_slice(peer.id.as_bytes());
             bytes.extend_from_slice(&peer.vnodes.to_le_bytes());
+            bytes.extend_from_slice(&peer.incarnation.to_le_bytes());
         }
         bytes.extend_from_slice(&(self.replication_factor as u64).to_le_bytes());
         hive_ring::position(&bytes)
@@ -172,6 +179,15 @@ impl View {
         }
     }
 
+    /// Returns true if member `id` of this view is the same incarnation in
+    /// `other` — so whatever it held in this view it still holds there.
+    pub fn same_incarnation(&self, other: &View, id: &str) -> bool {
+        match (self.peer(id), other.peer(id)) {
+            (Some(here), Some(there)) => here.incarnation == there.incarnation,
+            _ => false,
+        }
+    }
+
     /// Returns the fraction of the keyspace member `id` is primary for.
     pub fn share(&self, id: &str) -> f64 {
         self.ring.share(&id.to_owned())
@@ -187,6 +203,7 @@ mod tests {
             id: id.into(),
             rpc_addr: SocketAddr::from(([127, 0, 0, 1], port)),
             vnodes: 100,
+            incarnation: 1,
         }
     }
 
@@ -248,6 +265,14 @@ mod tests {
             ..peer("b", 2)
         });
         assert_ne!(ab.digest(), heavier.digest());
+        let restarted = ab.with(Peer {
+            incarnation: 2,
+            ..peer("b", 2)
+        });
+        assert_ne!(ab.digest(), restarted.digest());
+        assert!(!ab.same_incarnation(&restarted, "b"));
+        assert!(ab.same_incarnation(&restarted, "a"));
+        assert!(!ab.same_incarnation(&ab.without("a"), "a"));
         assert_ne!(ab.digest(), ab.without("b").digest());
         assert_ne!(
             ab.digest(),

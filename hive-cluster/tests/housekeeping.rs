@@ -72,6 +72,7 @@ async fn a_leftover_copy_moves_to_its_owner_without_a_membership_change() {
             id: node.id().to_owned(),
             rpc_addr: node.rpc_addr(),
             vnodes: VNODES,
+            incarnation: 0, // placement ignores it
         })
     });
     let key = (0..)

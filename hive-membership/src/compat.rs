@@ -73,6 +73,7 @@ mod tests {
             vnodes: 100,
             replication_factor,
             protocol_version,
+            incarnation: 0,
         }
     }
 

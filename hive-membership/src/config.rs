@@ -22,8 +22,9 @@ pub const MAX_NODE_ID_LEN: usize = 255;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MembershipConfig {
     /// This node's id: unique in the cluster and stable across restarts (a node
-    /// that restarts with the same id takes its old place). 1 to
-    /// [`MAX_NODE_ID_LEN`] bytes.
+    /// that restarts with the same id takes its old place on the ring, as a new
+    /// incarnation: see [`NodeMeta::incarnation`](crate::NodeMeta::incarnation)).
+    /// 1 to [`MAX_NODE_ID_LEN`] bytes.
     pub node_id: String,
     /// Address to gossip on, TCP and UDP. Port 0 picks a free port;
     /// [`Membership::local_gossip_addr`](crate::Membership::local_gossip_addr)
@@ -177,6 +178,7 @@ mod tests {
                 vnodes: 100,
                 replication_factor: 2,
                 protocol_version: 1,
+                incarnation: 0,
             },
         )
     }

@@ -17,6 +17,11 @@ pub enum MembershipEvent {
     Joined(MemberInfo),
     /// A live member changed its advertised metadata or gossip address.
     Updated(MemberInfo),
+    /// A member came back as a new incarnation (another
+    /// [`NodeMeta::incarnation`](crate::NodeMeta::incarnation)) before this
+    /// node saw it depart: it crashed and restarted with the same id, and holds
+    /// nothing its earlier incarnation held. Carries the new incarnation.
+    Restarted(MemberInfo),
     /// A member left gracefully: its last metadata announced the leave. Carries its id.
     Left(String),
     /// A member stopped answering without announcing a leave (crash, kill,

@@ -110,6 +110,7 @@ mod tests {
             vnodes: 100,
             replication_factor,
             protocol_version: 1,
+            incarnation: 0,
         }
     }
 

@@ -18,6 +18,9 @@
 //!   one that stopped without it is reported [`MembershipEvent::Failed`].
 //! - A node restarting with the same id on a new address is accepted back as soon
 //!   as the others have declared its previous incarnation dead.
+//! - A node restarting with the same id on its old address before the others
+//!   noticed it had gone is reported [`MembershipEvent::Restarted`]: every start
+//!   advertises a new [`NodeMeta::incarnation`].
 //! - A failed member that answers again at its last address (a healed partition,
 //!   a restart on the same address without seeds) is reconnected within about
 //!   one `reconnect_interval`, however long it was away, until
@@ -62,6 +65,7 @@
 //!     vnodes: 100,
 //!     replication_factor: 2,
 //!     protocol_version: 1,
+//!     incarnation: 1,
 //! };
 //! let mut config = MembershipConfig::new("node-b", "127.0.0.1:0".parse().unwrap(), meta);
 //! config.seeds = vec![seed];

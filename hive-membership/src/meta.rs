@@ -35,6 +35,14 @@ pub struct NodeMeta {
     /// Version of the peer protocol. Every member must agree on it, so a node
     /// advertising another value is refused at join.
     pub protocol_version: u32,
+    /// A number new at every start of the node (a boot nonce). A member that
+    /// comes back with the same id but another incarnation restarted — perhaps
+    /// before anyone noticed it had gone — and holds nothing its earlier
+    /// incarnation held: peers report it [`MembershipEvent::Restarted`].
+    /// 0 for a node of a release that did not advertise one.
+    ///
+    /// [`MembershipEvent::Restarted`]: crate::MembershipEvent::Restarted
+    pub incarnation: u64,
 }
 
 /// Why metadata could not be encoded or decoded.
@@ -83,11 +91,12 @@ impl WireMeta {
     pub(crate) fn encode(&self) -> Result<Vec<u8>, MetaError> {
         let m = &self.meta;
         let text = format!(
-            "{FORMAT_TAG};rpc={};vn={};rf={};pv={};lv={}",
+            "{FORMAT_TAG};rpc={};vn={};rf={};pv={};in={};lv={}",
             m.rpc_addr,
             m.vnodes,
             m.replication_factor,
             m.protocol_version,
+            m.incarnation,
             u8::from(self.leaving)
         );
         bounded(text.into_bytes())
@@ -103,6 +112,7 @@ impl WireMeta {
             return Err(MetaError::UnknownFormat(quote(tag.as_bytes())));
         }
         let (mut rpc, mut vnodes, mut rf, mut pv, mut leaving) = (None, None, None, None, None);
+        let mut incarnation = None;
         for part in parts {
             let Some((key, value)) = part.split_once('=') else {
                 return Err(MetaError::InvalidField {
@@ -115,6 +125,7 @@ impl WireMeta {
                 "vn" => vnodes = Some(parse::<u32>("vnodes", value)?),
                 "rf" => rf = Some(parse::<u32>("replication_factor", value)?),
                 "pv" => pv = Some(parse::<u32>("protocol_version", value)?),
+                "in" => incarnation = Some(parse::<u64>("incarnation", value)?),
                 "lv" => leaving = Some(parse::<u8>("leaving", value)? != 0),
                 _ => {} // a field from a later version: ignored on purpose
             }
@@ -125,6 +136,7 @@ impl WireMeta {
                 vnodes: vnodes.ok_or(MetaError::MissingField("vnodes"))?,
                 replication_factor: rf.ok_or(MetaError::MissingField("replication_factor"))?,
                 protocol_version: pv.ok_or(MetaError::MissingField("protocol_version"))?,
+                incarnation: incarnation.unwrap_or(0),
             },
             leaving: leaving.unwrap_or(false),
         })
@@ -170,6 +182,7 @@ mod tests {
                 vnodes: 100,
                 replication_factor: 2,
                 protocol_version: 1,
+                incarnation: 0x1234_5678_9abc_def0,
             },
             leaving,
         }
@@ -180,7 +193,7 @@ mod tests {
         for leaving in [false, true] {
             let wire = sample(leaving);
             let bytes = wire.encode().unwrap();
-            assert!(bytes.len() < 64, "{} bytes", bytes.len());
+            assert!(bytes.len() < 96, "{} bytes", bytes.len());
             assert_eq!(WireMeta::decode(&bytes).unwrap(), wire);
         }
     }
@@ -195,6 +208,7 @@ mod tests {
                 vnodes: u32::MAX,
                 replication_factor: u32::MAX,
                 protocol_version: u32::MAX,
+                incarnation: u64::MAX,
             },
             leaving: true,
         };
@@ -230,6 +244,10 @@ mod tests {
         assert_eq!(wire.meta.rpc_addr, "10.0.0.1:80".parse().unwrap());
         assert_eq!((wire.meta.vnodes, wire.meta.replication_factor), (5, 3));
         assert_eq!(wire.meta.protocol_version, 7);
+        assert_eq!(
+            wire.meta.incarnation, 0,
+            "a node that did not advertise one"
+        );
         assert!(!wire.leaving);
     }
 

@@ -82,6 +82,7 @@ mod tests {
             vnodes: 100,
             replication_factor: 1,
             protocol_version: 1,
+            incarnation: 0,
         };
         let mut config = MembershipConfig::new("n1", "127.0.0.1:0".parse().unwrap(), meta);
         config.preset = preset;

@@ -7,6 +7,9 @@
 //! then disappears it is reported `Left` if the flag was set and `Failed`
 //! otherwise.
 //!
+//! A member whose incarnation changes while it is alive restarted before its
+//! failure was noticed, and is reported `Restarted`.
+//!
 //! It also remembers when each member departed, so `reconnect.rs` can try
 //! failed ones again (not those that left) and forget departed ones after
 //! `reconnect_timeout`.
@@ -112,6 +115,13 @@ impl Tracker {
                     state: MemberState::Alive,
                 };
                 match self.known.insert(id, fresh) {
+                    // Back before anyone saw it go: a crash and a restart.
+                    Some(old)
+                        if old.departed.is_none()
+                            && old.meta.incarnation != wire.meta.incarnation =>
+                    {
+                        Some(MembershipEvent::Restarted(info))
+                    }
                     Some(old) if old.departed.is_none() => (old.meta != wire.meta
                         || old.addr != addr)
                         .then_some(MembershipEvent::Updated(info)),
@@ -183,6 +193,7 @@ mod tests {
             vnodes,
             replication_factor: 2,
             protocol_version: 1,
+            incarnation: 0,
         }
     }
 
@@ -309,6 +320,37 @@ mod tests {
             t.apply(notice(Change::Departed, "b", 9, 100, false)),
             Some(MembershipEvent::Failed("b".into()))
         );
+    }
+
+    #[test]
+    fn a_member_back_as_another_incarnation_before_it_departed_restarted() {
+        let mut t = Tracker::new("me".into());
+        t.apply(notice(Change::Joined, "b", 2, 100, false));
+        let mut again = notice(Change::Updated, "b", 2, 100, false);
+        let restarted = NodeMeta {
+            incarnation: 7,
+            ..meta(100)
+        };
+        again.meta = WireMeta {
+            meta: restarted,
+            leaving: false,
+        }
+        .encode()
+        .unwrap();
+        for change in [Change::Updated, Change::Joined] {
+            let mut notice = again.clone();
+            notice.change = change;
+            // Reported once: the second notice carries the incarnation already known.
+            let expected = (change == Change::Updated).then(|| {
+                MembershipEvent::Restarted(MemberInfo {
+                    id: "b".into(),
+                    gossip_addr: SocketAddr::from(([127, 0, 0, 1], 2)),
+                    meta: restarted,
+                    state: MemberState::Alive,
+                })
+            });
+            assert_eq!(t.apply(notice), expected);
+        }
     }
 
     #[test]

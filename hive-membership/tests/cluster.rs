@@ -24,6 +24,7 @@ fn meta(replication_factor: u32, protocol_version: u32) -> NodeMeta {
         vnodes: 100,
         replication_factor,
         protocol_version,
+        incarnation: 1,
     }
 }
 
@@ -291,6 +292,66 @@ async fn crashed_node_rejoins_with_the_same_id_on_a_new_port() {
     for node in [a, b, c] {
         node.shutdown().await;
     }
+}
+
+// Spec: cluster.md G1 (a node that restarts with the same id is a new
+// incarnation, before or after its failure was detected). A supervisor restarts
+// a crashed node at once, on its old address: peers must learn it is not the
+// member they knew, whose data is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_on_its_address_before_its_failure_was_seen_is_a_new_incarnation() {
+    init_logs();
+    let (a, mut a_events) = start("a", &[]).await;
+    let (b, _) = start("b", &[&a]).await;
+    let b_addr = b.local_gossip_addr();
+    assert_eq!(joined(&mut a_events, "b").await, b_addr);
+    b.shutdown().await; // a crash as far as `a` can tell: no leave
+
+    let mut again = MembershipConfig::new(
+        "b",
+        b_addr,
+        NodeMeta {
+            incarnation: 2,
+            ..meta(2, 1)
+        },
+    );
+    again.seeds = vec![a.local_gossip_addr()];
+    again.preset = Preset::Local;
+    let until = Instant::now() + DEADLINE;
+    let (b, _b_events) = loop {
+        match Membership::start(again.clone()).await {
+            Ok(started) => break started,
+            Err(MembershipError::Bind { .. }) if Instant::now() < until => {
+                tokio::time::sleep(POLL).await;
+            }
+            Err(e) => panic!("restarting b on {b_addr}: {e}"),
+        }
+    };
+    // Either `a` had not noticed the crash (then the new incarnation is a
+    // restart) or it had (a failure, then a join): never the old b kept alive.
+    let seen = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match a_events.recv().await {
+                Some(MembershipEvent::Restarted(info)) if info.id == "b" => {
+                    return ("restarted", info.meta.incarnation);
+                }
+                Some(MembershipEvent::Joined(info)) if info.id == "b" => {
+                    return ("failed, then joined", info.meta.incarnation);
+                }
+                Some(MembershipEvent::Updated(info)) if info.id == "b" => {
+                    panic!("the new incarnation was reported as an update: {info:?}")
+                }
+                Some(_) => {}
+                None => panic!("event stream ended"),
+            }
+        }
+    })
+    .await
+    .expect("a learns of b's new incarnation");
+    eprintln!("a saw b {}", seen.0);
+    assert_eq!(seen.1, 2, "the event carries the new incarnation");
+    b.shutdown().await;
+    a.shutdown().await;
 }
 
 /// Starts a node with id `id` alone on `addr`, retrying while the previous

@@ -174,6 +174,101 @@ async fn g1_a_crash_loses_no_acknowledged_write() {
     }
 }
 
+/// Retries `start` (a crashed node's ports are released by its tasks as they
+/// stop) until it succeeds or `READY` passes.
+async fn start_at_its_old_ports(config: Config) -> Node {
+    let until = Instant::now() + READY;
+    loop {
+        match Node::start(config.clone()).await {
+            Ok(node) => return node,
+            Err(err) if Instant::now() < until => {
+                eprintln!("restart not yet possible: {err}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(err) => panic!("restarting: {err}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g1_a_node_restarted_at_once_with_its_id_loses_nothing_and_is_refilled() {
+    // Spec: cluster.md G1 — a node that restarts with the same id before its
+    // failure was detected is a new incarnation: it vouches for nothing, runs
+    // its keys only once it caught up from the other owners, and is refilled.
+    // Before incarnations, the restarted node served its keys from an empty
+    // store and its first writes replaced the replicas' full copies.
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let seeds: Vec<&Node> = nodes.iter().collect();
+        let config = Config {
+            node_id: format!("node-{i}"),
+            ..config(&seeds, 2)
+        };
+        nodes.push(Node::start(config).await.expect("node starts"));
+    }
+    settle(&nodes).await;
+    let hashes = HashStore::<String>::new(&nodes[0].cache(), "h");
+    for k in 0..200 {
+        hashes
+            .hset(&format!("h{k}"), "f1", &"a".into())
+            .await
+            .unwrap();
+        hashes
+            .hset(&format!("h{k}"), "f2", &"b".into())
+            .await
+            .unwrap();
+    }
+    let crashed = nodes.pop().expect("three nodes");
+    let again = Config {
+        node_id: "node-2".into(),
+        bind_port: crashed.gossip_addr().expect("clustered").port(),
+        rpc_port: crashed.rpc_addr().expect("clustered").port(),
+        ..config(&[&nodes[0]], 2)
+    };
+    drop(crashed); // kill -9: no leave, no hand-off; restarted at once
+    nodes.push(start_at_its_old_ports(again).await);
+
+    // Writes through the restarted node: each is retried while it reports
+    // that it surely did not run (the cluster is taking the restart in).
+    let through_restarted = HashStore::<String>::new(&nodes[2].cache(), "h");
+    for k in 0..200 {
+        let key = format!("h{k}");
+        let until = Instant::now() + READY;
+        loop {
+            match through_restarted.hset(&key, "f3", &"c".into()).await {
+                Ok(_) => break,
+                Err(Error::Unavailable(reason)) if Instant::now() < until => {
+                    eprintln!("{key}: {reason}");
+                }
+                Err(err) => panic!("{key}: {err}"),
+            }
+        }
+    }
+    for node in &nodes {
+        let reader = HashStore::<String>::new(&node.cache(), "h");
+        for k in 0..200 {
+            let key = format!("h{k}");
+            let mut fields = reader.hkeys(&key).await.unwrap_or_default();
+            fields.sort();
+            assert_eq!(fields, ["f1", "f2", "f3"], "{key} through {}", node.id());
+        }
+    }
+    // Refilled: every hash is held by two nodes again, the restarted one too.
+    settle(&nodes).await;
+    let deadline = Instant::now() + READY;
+    loop {
+        let held: Vec<u64> = nodes.iter().map(|node| node.status().keys).collect();
+        if held.iter().sum::<u64>() == 400 && held[2] > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "copies held per node: {held:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g2_a_graceful_leave_loses_nothing_even_with_one_copy() {
     // Spec: cluster.md G2.
