@@ -11,6 +11,8 @@
 //!   views → debounced rebalancing), graceful shutdown, crash on drop.
 //! - `node.rs`: the read/write paths (primary executes and replicates; others
 //!   forward) and the peer handler.
+//! - `in_flight.rs`: a primary's writes in flight per key, so that adopting a
+//!   replica's newer state runs each of them again.
 //! - `batcher.rs`: coalesces operations forwarded to one peer into batched RPCs.
 //! - `rebalance.rs`: executes a plan over transfer streams.
 //! - [`View`] (`view.rs`) and [`plan`] (`plan.rs`): the pure decisions.
@@ -21,6 +23,7 @@ mod batcher;
 mod cluster;
 mod config;
 mod error;
+mod in_flight;
 mod node;
 #[cfg(test)]
 mod partition_tests;

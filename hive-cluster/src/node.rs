@@ -21,6 +21,7 @@ use parking_lot::RwLock;
 
 use crate::batcher::{BatchError, Batchers, Forward, Replicate};
 use crate::error::{ClusterError, Result};
+use crate::in_flight::InFlight;
 use crate::view::{NodeId, View};
 use crate::wire::{
     MESSAGE_MARGIN, PeerOp, PeerReply, decode_op, decode_reply, encode_op, encode_reply,
@@ -39,15 +40,6 @@ const REMEMBERED_VIEWS: usize = 16;
 /// How many times a write superseded by a replica's newer version is run
 /// again before giving up.
 const SUPERSEDED_ATTEMPTS: usize = 3;
-
-/// What replicating a write found.
-enum Replicated {
-    /// Every other owner holds the write's state (or a later one from here).
-    Everywhere,
-    /// A replica held a newer state the primary lacked; the primary has
-    /// adopted it and the write must run again.
-    Superseded,
-}
 
 /// Where a key's operations run now ([`Shared::route`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +84,9 @@ pub(crate) struct Shared<C: PeerClient> {
     forwards: Batchers<C, Forward>,
     /// Replicated entries, coalesced per peer.
     replicas: Batchers<C, Replicate>,
+    /// Writes run here as primary and not finished, per key: which of them
+    /// an adopted newer state discarded.
+    in_flight: InFlight,
     view: RwLock<Arc<View>>,
     /// Recent earlier views: a primary that does not know a key yet fetches it
     /// from the key's owners in these before running an operation (spec:
@@ -143,6 +138,7 @@ impl<C: PeerClient> Shared<C> {
         Self {
             forwards: Batchers::new(client.clone(), id.clone(), request_timeout),
             replicas: Batchers::new(client.clone(), id.clone(), request_timeout),
+            in_flight: InFlight::new(),
             id,
             store,
             client,
@@ -375,22 +371,24 @@ impl<C: PeerClient> Shared<C> {
     /// A replica holding a newer version than the write produced (one written
     /// on the other side of a healed partition, say) would make the write
     /// vanish once versions converge (G7). The primary then adopts that newer
-    /// state and runs the operation again on top of it, so what it acknowledges
-    /// is what every owner keeps.
+    /// state, which discards the effect of every write on the key in flight
+    /// here, and each of them runs again on top of it ([`InFlight`]), so what
+    /// it acknowledges is what every owner keeps, once.
     pub(crate) async fn execute_as_primary(&self, key: &[u8], op: Op) -> Result<Reply> {
         for _ in 0..SUPERSEDED_ATTEMPTS {
             self.catch_up(key).await?;
-            let is_write = op.is_write();
-            let reply = self.store.execute(key, op.clone())?;
-            if !is_write {
+            if !op.is_write() {
+                return Ok(self.store.execute(key, op)?);
+            }
+            let (reply, ticket) = self
+                .in_flight
+                .write(key, || self.store.execute(key, op.clone()));
+            let reply = reply?;
+            self.replicate(key).await?;
+            if !ticket.discarded() {
                 return Ok(reply);
             }
-            match self.replicate(key).await? {
-                Replicated::Everywhere => return Ok(reply),
-                Replicated::Superseded => {
-                    tracing::debug!(node = %self.id, "a replica held a newer version; running the write again");
-                }
-            }
+            tracing::debug!(node = %self.id, "a newer state from a replica was adopted; running the write again");
         }
         Err(ClusterError::Unavailable(
             "replicas kept holding newer versions of the key; the write was superseded".into(),
@@ -400,8 +398,9 @@ impl<C: PeerClient> Shared<C> {
     /// Sends the key's current entry to every other owner in the current view
     /// (read after the write ran: a catch-up may have spanned a view change,
     /// and a node that stopped owning the key meanwhile must not keep the only
-    /// copy), and waits for every one to confirm.
-    async fn replicate(&self, key: &[u8]) -> Result<Replicated> {
+    /// copy), and waits for every one to confirm. A replica holding a newer
+    /// version the primary lacks has it fetched and adopted here.
+    async fn replicate(&self, key: &[u8]) -> Result<()> {
         let view = self.view();
         let replicas: Vec<_> = view
             .owners(key)
@@ -410,12 +409,12 @@ impl<C: PeerClient> Shared<C> {
             .filter_map(|id| view.peer(id))
             .collect();
         if replicas.is_empty() {
-            return Ok(Replicated::Everywhere);
+            return Ok(());
         }
         // The state after the write (or a newer one), never a re-run command
         // (spec: cluster.md G6): replicas keep whichever version is newest.
         let Some(entry) = self.store.export(key)? else {
-            return Ok(Replicated::Everywhere);
+            return Ok(());
         };
         let entry = to_wire(&entry);
         // Coalesced with other writes' entries for the same replica.
@@ -446,20 +445,21 @@ impl<C: PeerClient> Shared<C> {
         }
         // A replica at the same version holds this very state, and one whose
         // newer version the primary already has (a later write here) will get
-        // it from that write: only a version the primary lacks supersedes.
-        let mut superseded = false;
+        // it from that write: only a version the primary lacks is adopted.
         for addr in newer_elsewhere {
-            if let Some(entry) = self.fetch(addr, key).await?
-                && self.store.apply(entry)? != Applied::Stale
-            {
-                superseded = true;
+            if let Some(entry) = self.fetch(addr, key).await? {
+                self.adopt(key, entry)?;
             }
         }
-        Ok(if superseded {
-            Replicated::Superseded
-        } else {
-            Replicated::Everywhere
-        })
+        Ok(())
+    }
+
+    /// Applies another node's state of `key` here if it is newer, discarding
+    /// the effect of the writes in flight on the key (they run again).
+    fn adopt(&self, key: &[u8], entry: ExportedEntry) -> Result<()> {
+        self.in_flight
+            .adopt(key, || Ok(self.store.apply(entry)? != Applied::Stale))
+            .map(drop)
     }
 
     /// Returns a request for another member's entry of `key`.
@@ -641,7 +641,7 @@ impl<C: PeerClient> Shared<C> {
             match reply {
                 Some(Ok(reply)) => {
                     if let PeerReply::Entry(Some(entry)) = decode_reply(&reply)? {
-                        self.store.apply(entry)?;
+                        self.adopt(key, entry)?;
                     }
                 }
                 // A stopped member answers NotOwner: gone too.

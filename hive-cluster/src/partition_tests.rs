@@ -330,6 +330,79 @@ async fn a_write_superseded_by_a_replicas_newer_version_runs_again_on_top_of_it(
 }
 
 #[tokio::test]
+async fn concurrent_writes_superseded_by_a_replicas_newer_version_each_run_again_once() {
+    // Spec: cluster.md G1 with G7 — every acknowledged write is in every copy,
+    // once. When several writes in flight meet a replica's newer version, the
+    // first to fetch it adopts it, which discards the local effects of all of
+    // them: each must run again on top, not only the one that adopted it.
+    for seed in 0..8 {
+        let network = MemoryNetwork::seeded(seed);
+        let ahead = SystemClock.now_ms() + 10 * 60 * 1000;
+        let nodes = [
+            start(&network, 1),
+            start_with_clock(&network, 2, Arc::new(MockClock::new(ahead))),
+        ];
+        let both = view_of(&[1, 2]);
+        let key = (0..)
+            .map(|i| format!("list-{i}").into_bytes())
+            .find(|key| both.primary(key).map(String::as_str) == Some("node-1"))
+            .expect("node-1 is primary of some key");
+        for node in &nodes {
+            node.shared.set_view(both.clone());
+        }
+        network.cut(addr(1), addr(2));
+        nodes[1].shared.set_view(view_of(&[2]));
+        let push = |value: String| Op::Push {
+            end: End::Back,
+            values: vec![Bytes::from(value)],
+        };
+        nodes[1]
+            .shared
+            .execute(&key, push("right".into()))
+            .await
+            .expect("the right side serves");
+        network.heal_all();
+        nodes[1].shared.set_view(both.clone());
+
+        let pushes = (0..32).map(|i| nodes[0].shared.execute(&key, push(format!("left-{i}"))));
+        let outcomes = futures::future::join_all(pushes).await;
+        let acknowledged: Vec<String> = outcomes
+            .iter()
+            .enumerate()
+            .filter(|(_, outcome)| outcome.is_ok())
+            .map(|(i, _)| format!("left-{i}"))
+            .collect();
+        assert_eq!(acknowledged.len(), 32, "seed {seed}: {outcomes:?}");
+        for node in &nodes {
+            let Some(entry) = node.shared.store.export(&key).expect("exports") else {
+                panic!("seed {seed}: {} lost the list", node.shared.id);
+            };
+            let local = Store::new(StoreConfig::default());
+            local.apply(entry).expect("applies");
+            let Reply::List(items) = local
+                .execute(&key, Op::LRange { start: 0, stop: -1 })
+                .expect("reads")
+            else {
+                panic!("not a list");
+            };
+            let mut items: Vec<String> = items
+                .iter()
+                .map(|item| String::from_utf8_lossy(item).into_owned())
+                .collect();
+            items.sort();
+            let mut expected = acknowledged.clone();
+            expected.push("right".into());
+            expected.sort();
+            assert_eq!(
+                items, expected,
+                "seed {seed}: the copy on {}",
+                node.shared.id
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn failed_forwards_and_unconfirmed_transfers_count_as_peer_rpc_errors() {
     let network = MemoryNetwork::new();
     let nodes: Vec<TestNode> = (1..=2).map(|n| start(&network, n)).collect();

@@ -4,7 +4,11 @@
 //! Messages still go through protobuf encoding and the same conversion,
 //! status mapping and server code as gRPC, and the same size bounds and
 //! deadlines apply; only sockets and HTTP/2 are missing. Handlers run in the
-//! caller's task.
+//! caller's task, but a call yields to the runtime a seeded random number of
+//! times before the server sees it and again before its caller sees the
+//! answer, so concurrent calls interleave and overtake each other as they do
+//! on a real network (a handler that ran inside its caller's first poll would
+//! hide every such race). [`MemoryNetwork::seeded`] replays one order.
 //!
 //! # Layout
 //! - this file: the network — who serves which address, which links are cut;
@@ -44,14 +48,13 @@ const FIRST_EPHEMERAL_PORT: u16 = 49152;
 /// calls over a cut link fail at once with
 /// [`TransportError::Unreachable`], and a call whose link is cut while it
 /// runs loses its answer the same way.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryNetwork {
     /// Shared by clones.
     state: Arc<Mutex<NetworkState>>,
 }
 
 /// Servers and link state.
-#[derive(Default)]
 struct NetworkState {
     /// Who serves each address.
     servers: HashMap<PeerAddr, Registration>,
@@ -64,7 +67,14 @@ struct NetworkState {
     next_id: u64,
     /// Next port to try for servers asking for port 0.
     next_port: u16,
+    /// Draws how long each call is held up ([`MemoryNetwork::delay`]).
+    rng: fastrand::Rng,
+    /// The seed `rng` started from.
+    seed: u64,
 }
+
+/// At most this many yields to the runtime on each side of a call.
+const MAX_YIELDS: u8 = 4;
 
 /// One server's entry in the network.
 struct Registration {
@@ -88,10 +98,51 @@ pub(crate) struct Route {
     pub(crate) calls: TaskTracker,
 }
 
+impl Default for MemoryNetwork {
+    fn default() -> Self {
+        MemoryNetwork::seeded(fastrand::u64(..))
+    }
+}
+
 impl MemoryNetwork {
-    /// Returns an empty network: no servers, every link up.
+    /// Returns an empty network: no servers, every link up, deliveries
+    /// reordered by a random seed ([`MemoryNetwork::seed`] tells which).
     pub fn new() -> Self {
         MemoryNetwork::default()
+    }
+
+    /// Returns an empty network whose deliveries are held up by draws from
+    /// `seed`: on a single-threaded runtime, the same seed and the same calls
+    /// give the same interleaving.
+    pub fn seeded(seed: u64) -> Self {
+        let state = NetworkState {
+            servers: HashMap::new(),
+            cuts: HashSet::new(),
+            isolated: HashSet::new(),
+            next_id: 0,
+            next_port: 0,
+            rng: fastrand::Rng::with_seed(seed),
+            seed,
+        };
+        MemoryNetwork {
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    /// Returns the seed deliveries are reordered by: print it when a test
+    /// fails, and replay with [`MemoryNetwork::seeded`].
+    pub fn seed(&self) -> u64 {
+        self.lock().seed
+    }
+
+    /// Holds a delivery up for a random number of yields to the runtime, so
+    /// that calls in flight together reach their servers (and their answers
+    /// their callers) in a seeded, shuffled order.
+    pub(crate) async fn delay(&self) {
+        let yields = self.lock().rng.u8(..=MAX_YIELDS);
+        for _ in 0..yields {
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Starts serving `handler` at `addr` and returns the server. With port 0
@@ -254,6 +305,7 @@ impl fmt::Debug for MemoryNetwork {
             .field("servers", &servers)
             .field("cuts", &state.cuts)
             .field("isolated", &state.isolated)
+            .field("seed", &state.seed)
             .finish_non_exhaustive()
     }
 }

@@ -62,7 +62,13 @@ impl MemoryClient {
         route: &Route,
         call: BoxFuture<'static, std::result::Result<T, Status>>,
     ) -> Result<T> {
-        let result = tokio::time::timeout(deadline, route.calls.track_future(call)).await;
+        let delivered = async {
+            self.network.delay().await;
+            let response = route.calls.track_future(call).await;
+            self.network.delay().await;
+            response
+        };
+        let result = tokio::time::timeout(deadline, delivered).await;
         if !self.network.is_linked(self.from, peer) {
             return Err(link_cut(self.from, peer));
         }
