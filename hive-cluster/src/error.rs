@@ -13,10 +13,15 @@ pub enum ClusterError {
     /// would (`NotFound`, `WrongType`, ...); nothing changed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The owners of the key could not be reached in time, or a replica did not
-    /// confirm a write. A write may or may not be visible afterwards.
+    /// The operation surely did not run: the owners of the key could not be
+    /// reached in time, or its primary could not run it now. Safe to retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The operation may have run: a write applied on its primary that a
+    /// replica did not confirm, or a forwarded write whose answer was lost.
+    /// It may or may not be visible afterwards; not to be retried blindly.
+    #[error("indeterminate: {0}")]
+    Indeterminate(String),
     /// This node is stopping.
     #[error("the node is shutting down")]
     ShuttingDown,

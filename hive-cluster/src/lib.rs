@@ -13,6 +13,8 @@
 //!   forward) and the peer handler.
 //! - `in_flight.rs`: a primary's writes in flight per key, so that adopting a
 //!   replica's newer state runs each of them again.
+//! - `retry.rs`: the pure rule for a failed forward: run again, or report
+//!   `Unavailable` (surely did not run) or `Indeterminate` (may have run).
 //! - `batcher.rs`: coalesces operations forwarded to one peer into batched RPCs.
 //! - `rebalance.rs`: executes a plan over transfer streams.
 //! - [`View`] (`view.rs`) and [`plan`] (`plan.rs`): the pure decisions.
@@ -29,6 +31,7 @@ mod node;
 mod partition_tests;
 mod plan;
 mod rebalance;
+mod retry;
 mod view;
 mod wire;
 

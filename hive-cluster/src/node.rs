@@ -22,6 +22,7 @@ use parking_lot::RwLock;
 use crate::batcher::{BatchError, Batchers, Forward, Replicate};
 use crate::error::{ClusterError, Result};
 use crate::in_flight::InFlight;
+use crate::retry::{self, Next};
 use crate::view::{NodeId, View};
 use crate::wire::{
     MESSAGE_MARGIN, PeerOp, PeerReply, decode_op, decode_reply, encode_op, encode_reply,
@@ -60,8 +61,9 @@ enum Route<'v> {
 enum Failure {
     /// Final: report it.
     Final(ClusterError),
-    /// The attempt surely did not run (wrong owner, no connection): try again
-    /// with a fresher view until the deadline.
+    /// The attempt surely did not run (wrong owner, never sent, or a read):
+    /// try again with a fresher view until the deadline, then report
+    /// `Unavailable`.
     Retry(String),
     /// A read whose reply did not fit in its batch's response: send it again
     /// at once.
@@ -390,7 +392,10 @@ impl<C: PeerClient> Shared<C> {
             }
             tracing::debug!(node = %self.id, "a newer state from a replica was adopted; running the write again");
         }
-        Err(ClusterError::Unavailable(
+        // The last run's effect was discarded here, but replicas that stored
+        // it before the adoption may still show it until the newer state
+        // reaches them.
+        Err(ClusterError::Indeterminate(
             "replicas kept holding newer versions of the key; the write was superseded".into(),
         ))
     }
@@ -437,8 +442,8 @@ impl<C: PeerClient> Shared<C> {
                 }
             };
             if let Err(reason) = applied {
-                return Err(ClusterError::Unavailable(format!(
-                    "replica {} did not confirm the write ({reason}); it may or may not be visible",
+                return Err(ClusterError::Indeterminate(format!(
+                    "applied on the primary, but replica {} did not confirm it ({reason})",
                     peer.id
                 )));
             }
@@ -447,9 +452,16 @@ impl<C: PeerClient> Shared<C> {
         // newer version the primary already has (a later write here) will get
         // it from that write: only a version the primary lacks is adopted.
         for addr in newer_elsewhere {
-            if let Some(entry) = self.fetch(addr, key).await? {
-                self.adopt(key, entry)?;
-            }
+            let adopted = match self.fetch(addr, key).await {
+                Ok(Some(entry)) => self.adopt(key, entry),
+                Ok(None) => Ok(()),
+                Err(err) => Err(err),
+            };
+            adopted.map_err(|err| {
+                ClusterError::Indeterminate(format!(
+                    "applied on the primary, but a replica's newer version could not be adopted ({err})"
+                ))
+            })?;
         }
         Ok(())
     }
@@ -696,28 +708,10 @@ impl<C: PeerClient> Shared<C> {
                 ))),
                 Err(err) => Err(Failure::Final(err)),
             },
-            Ok(Err(err)) if err.kind == ErrorKind::Deferred => Err(Failure::Resend(err.message)),
-            // Refused before anything ran (not the primary in its view, or
-            // leaving): safe to retry, even a write.
-            Ok(Err(err)) | Err(BatchError::Remote(err)) if err.kind == ErrorKind::NotOwner => {
-                Err(Failure::Retry(err.message))
-            }
-            // A read may be retried whatever happened; a write only when it
-            // surely did not run, which an interrupted call cannot promise.
-            Ok(Err(err)) | Err(BatchError::Remote(err))
-                if err.kind == ErrorKind::ShuttingDown && !op.is_write() =>
-            {
-                Err(Failure::Retry(err.message))
-            }
-            Ok(Err(err)) | Err(BatchError::Remote(err)) => Err(Failure::Final(from_remote(err))),
-            Err(BatchError::Unreachable(reason)) if !op.is_write() => Err(Failure::Retry(reason)),
-            Err(BatchError::Unreachable(reason)) => {
-                Err(Failure::Final(ClusterError::Unavailable(reason)))
-            }
-            // A timeout is ambiguous for a write; report it rather than run it twice.
-            Err(BatchError::Failed(reason)) => {
-                Err(Failure::Final(ClusterError::Unavailable(reason)))
-            }
+            // A per-operation error is the primary's answer, like a refusal
+            // of the whole request.
+            Ok(Err(err)) => Err(failure(BatchError::Remote(err), op.is_write())),
+            Err(err) => Err(failure(err, op.is_write())),
         }
     }
 
@@ -749,6 +743,26 @@ impl<C: PeerClient> Shared<C> {
             Ok(reply) => Ok(encode_reply(&PeerReply::Client(reply))),
             Err(err) => Err(to_remote(&err)),
         }
+    }
+}
+
+/// Returns the failure of a forwarded operation (a write if `write`) that got
+/// `err` ([`retry::after_forward`]).
+fn failure(err: BatchError, write: bool) -> Failure {
+    let next = retry::after_forward(&err, write);
+    let reason = match err {
+        BatchError::Remote(remote) if next == Next::Report => {
+            return Failure::Final(from_remote(remote));
+        }
+        BatchError::Remote(remote) => remote.message,
+        BatchError::Unreachable(reason) | BatchError::Failed(reason) => reason,
+    };
+    match next {
+        Next::Retry => Failure::Retry(reason),
+        Next::Resend => Failure::Resend(reason),
+        Next::MaybeRan | Next::Report => Failure::Final(ClusterError::Indeterminate(format!(
+            "the write may have run on its primary: {reason}"
+        ))),
     }
 }
 

@@ -403,6 +403,60 @@ async fn concurrent_writes_superseded_by_a_replicas_newer_version_each_run_again
 }
 
 #[tokio::test]
+async fn a_write_that_may_have_run_is_indeterminate_and_one_that_surely_did_not_is_unavailable() {
+    // Spec: cluster.md G1, api.md `Unavailable` / `Indeterminate`. Before the
+    // split, both were `Unavailable` (hived's TRYAGAIN, which clients retry
+    // on their own), and a retried INCR that had run counted twice.
+    let network = MemoryNetwork::new();
+    let nodes: Vec<TestNode> = (1..=2).map(|n| start(&network, n)).collect();
+    let both = view_of(&[1, 2]);
+    for node in &nodes {
+        node.shared.set_view(both.clone());
+    }
+    let key = (0..)
+        .map(|i| format!("counter-{i}").into_bytes())
+        .find(|key| both.primary(key).map(String::as_str) == Some("node-1"))
+        .expect("node-1 is primary of some key");
+    let incr = Op::IncrBy { delta: 1 };
+    assert_eq!(
+        nodes[0]
+            .shared
+            .execute(&key, incr.clone())
+            .await
+            .expect("counts"),
+        Reply::Integer(1)
+    );
+    network.cut(addr(1), addr(2));
+    let value = |node: &TestNode| node.shared.store.execute(&key, Op::Get).ok();
+
+    // Through the primary: applied there, its replica out of reach.
+    let unconfirmed = nodes[0].shared.execute(&key, incr.clone()).await;
+    assert!(
+        matches!(unconfirmed, Err(ClusterError::Indeterminate(_))),
+        "seed {}: {unconfirmed:?}",
+        network.seed()
+    );
+    assert_eq!(
+        value(&nodes[0]),
+        Some(Reply::Bytes(Bytes::from("2"))),
+        "it ran"
+    );
+
+    // Through the other node: never reaches the primary.
+    let unsent = nodes[1].shared.execute(&key, incr).await;
+    assert!(
+        matches!(unsent, Err(ClusterError::Unavailable(_))),
+        "seed {}: {unsent:?}",
+        network.seed()
+    );
+    assert_eq!(
+        value(&nodes[0]),
+        Some(Reply::Bytes(Bytes::from("2"))),
+        "it did not run"
+    );
+}
+
+#[tokio::test]
 async fn failed_forwards_and_unconfirmed_transfers_count_as_peer_rpc_errors() {
     let network = MemoryNetwork::new();
     let nodes: Vec<TestNode> = (1..=2).map(|n| start(&network, n)).collect();

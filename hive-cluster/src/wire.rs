@@ -197,6 +197,7 @@ pub(crate) fn to_remote(err: &ClusterError) -> RemoteError {
         ClusterError::ShuttingDown => (ErrorKind::ShuttingDown, err.to_string()),
         ClusterError::Codec(message) => (ErrorKind::Codec, message.clone()),
         ClusterError::Unavailable(message) => (ErrorKind::Unavailable, message.clone()),
+        ClusterError::Indeterminate(message) => (ErrorKind::Indeterminate, message.clone()),
         other => (ErrorKind::Unavailable, other.to_string()),
     };
     RemoteError::new(kind, message)
@@ -220,6 +221,7 @@ pub(crate) fn from_remote(err: RemoteError) -> ClusterError {
         ErrorKind::Unavailable | ErrorKind::NotOwner | ErrorKind::Deferred => {
             ClusterError::Unavailable(err.message)
         }
+        ErrorKind::Indeterminate => ClusterError::Indeterminate(err.message),
     }
 }
 

@@ -25,6 +25,7 @@ pub(crate) fn error_kind_to_pb(kind: ErrorKind) -> pb::ErrorKind {
         ErrorKind::NotOwner => pb::ErrorKind::NotOwner,
         ErrorKind::InvalidValue => pb::ErrorKind::InvalidValue,
         ErrorKind::Deferred => pb::ErrorKind::Deferred,
+        ErrorKind::Indeterminate => pb::ErrorKind::Indeterminate,
     }
 }
 
@@ -49,6 +50,7 @@ pub(crate) fn error_kind_from_pb(value: i32) -> Result<ErrorKind> {
         pb::ErrorKind::NotOwner => ErrorKind::NotOwner,
         pb::ErrorKind::InvalidValue => ErrorKind::InvalidValue,
         pb::ErrorKind::Deferred => ErrorKind::Deferred,
+        pb::ErrorKind::Indeterminate => ErrorKind::Indeterminate,
     })
 }
 
@@ -337,7 +339,7 @@ mod tests {
     use super::*;
 
     /// The largest wire value of each enum; values above it are unknown.
-    const MAX_ERROR_KIND: i32 = 10;
+    const MAX_ERROR_KIND: i32 = 11;
     const MAX_APPLY_OUTCOME: i32 = 4;
 
     #[test]

@@ -14,12 +14,21 @@ use crate::message::RemoteError;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum TransportError {
-    /// No connection to the peer: nothing listens there, the connection was
-    /// refused or broke, the peer stopped, or (in memory) the link is cut.
-    /// If the connection broke after the request was sent, the remote may have
-    /// applied it; treat the outcome as unknown.
+    /// No connection to the peer, so the request was never sent: nothing
+    /// listens there, the connection was refused, the peer stopped, or (in
+    /// memory) the link is cut. The remote did not apply the request.
     #[error("peer {peer} is unreachable: {reason}")]
     Unreachable {
+        /// The peer called.
+        peer: PeerAddr,
+        /// What the network layer said.
+        reason: String,
+    },
+    /// The connection broke (or, in memory, the link was cut) while the call
+    /// was under way, so its answer is lost: the remote may have applied the
+    /// request; treat the outcome as unknown.
+    #[error("the call to peer {peer} was interrupted: {reason}")]
+    Interrupted {
         /// The peer called.
         peer: PeerAddr,
         /// What the network layer said.
@@ -55,7 +64,8 @@ pub enum TransportError {
     /// example [`crate::ErrorKind::NotOwner`] or `ShuttingDown`). Whether
     /// anything was applied is the handler's contract for that kind: Hive's
     /// handlers apply nothing before failing a whole request, except for
-    /// `Unavailable`, which means "unknown".
+    /// `ShuttingDown` after a shutdown's grace period cut a handler short and
+    /// `Indeterminate`, which mean "unknown".
     #[error("peer refused the request: {0}")]
     Remote(RemoteError),
     /// The remote answered with a gRPC status the transport does not otherwise

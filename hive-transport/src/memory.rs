@@ -47,7 +47,7 @@ const FIRST_EPHEMERAL_PORT: u16 = 49152;
 /// both directions) or [`isolate`](Self::isolate) (every link of one node);
 /// calls over a cut link fail at once with
 /// [`TransportError::Unreachable`], and a call whose link is cut while it
-/// runs loses its answer the same way.
+/// runs loses its answer ([`TransportError::Interrupted`]: it may have run).
 #[derive(Clone)]
 pub struct MemoryNetwork {
     /// Shared by clones.

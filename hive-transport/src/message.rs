@@ -188,8 +188,8 @@ pub enum ErrorKind {
     InvalidArgument,
     /// An opaque payload (operation, reply or entry) could not be decoded.
     Codec,
-    /// The node could not complete the work now; it may or may not have taken
-    /// effect. Retrying may succeed.
+    /// The node could not run the work now; it did not take effect, so
+    /// retrying is safe and may succeed.
     Unavailable,
     /// The node is shutting down and takes no new work.
     ShuttingDown,
@@ -201,11 +201,14 @@ pub enum ErrorKind {
     /// A read ran but its reply did not fit in the response (the message size
     /// bound); it had no effect, so the caller sends it again.
     Deferred,
+    /// The work may have taken effect (a write applied on the primary that a
+    /// replica did not confirm): not to be run again blindly.
+    Indeterminate,
 }
 
 impl ErrorKind {
     /// Every kind, in protocol order.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::NotFound,
         ErrorKind::WrongType,
         ErrorKind::CapacityExceeded,
@@ -216,6 +219,7 @@ impl ErrorKind {
         ErrorKind::NotOwner,
         ErrorKind::InvalidValue,
         ErrorKind::Deferred,
+        ErrorKind::Indeterminate,
     ];
 }
 
@@ -232,6 +236,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::NotOwner => "not owner",
             ErrorKind::InvalidValue => "invalid value",
             ErrorKind::Deferred => "deferred",
+            ErrorKind::Indeterminate => "indeterminate",
         })
     }
 }

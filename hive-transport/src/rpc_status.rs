@@ -38,6 +38,7 @@ pub(crate) fn from_remote_error(error: &RemoteError) -> Status {
         ErrorKind::CapacityExceeded => Code::ResourceExhausted,
         ErrorKind::InvalidArgument | ErrorKind::Codec => Code::InvalidArgument,
         ErrorKind::Unavailable | ErrorKind::ShuttingDown | ErrorKind::Deferred => Code::Unavailable,
+        ErrorKind::Indeterminate => Code::Aborted,
     };
     let mut status = Status::new(code, error.message.clone());
     let name = convert::error_kind_to_pb(error.kind).as_str_name();
@@ -100,24 +101,53 @@ pub(crate) fn to_transport_error(
             peer,
             after: deadline,
         },
-        Code::Unavailable => TransportError::Unreachable {
+        // No connection could be made: the request was never sent.
+        _ if never_sent(&status) => TransportError::Unreachable {
             peer,
             reason: describe(&status),
         },
-        // A status with a source was made on this side from a connection
-        // error; the remote never sent it.
-        _ if status.source().is_some() || status.message().starts_with(NOT_READY_PREFIX) => {
-            TransportError::Unreachable {
-                peer,
-                reason: describe(&status),
-            }
-        }
+        // A status without the kind header made on this side from a
+        // connection error (it has a source), or an `UNAVAILABLE` from the
+        // connection machinery: the connection broke with the call under
+        // way, so the remote may have run it.
+        Code::Unavailable => TransportError::Interrupted {
+            peer,
+            reason: describe(&status),
+        },
+        _ if status.source().is_some() => TransportError::Interrupted {
+            peer,
+            reason: describe(&status),
+        },
         code => TransportError::Rejected {
             code: code.into(),
             message: status.message().to_string(),
         },
     }
 }
+
+/// Returns true if `status` says the call never left this side: its channel
+/// could not get ready, or connecting failed (refused, no route). A
+/// connection that breaks later ("connection reset", "broken pipe") may have
+/// carried the request, so it is not one of these.
+fn never_sent(status: &Status) -> bool {
+    if status.message().starts_with(NOT_READY_PREFIX) {
+        return true;
+    }
+    let reason = describe(status);
+    CONNECT_FAILURES
+        .iter()
+        .any(|failure| reason.contains(failure))
+}
+
+/// What the connection machinery says when no connection could be made
+/// (hyper's connector and the operating system's wording).
+const CONNECT_FAILURES: [&str; 5] = [
+    "tcp connect error",
+    "error trying to connect",
+    "Connection refused",
+    "No route to host",
+    "Network is unreachable",
+];
 
 /// Returns the sizes in tonic's "message length too large: found N bytes, the
 /// limit is: M bytes" message.
@@ -215,10 +245,32 @@ mod tests {
             to_transport_error(PEER, DEADLINE, Status::cancelled(SERVER_TIMEOUT_MESSAGE)),
             TransportError::Timeout { .. }
         ));
-        assert!(matches!(
-            to_transport_error(PEER, DEADLINE, Status::unavailable("refused")),
-            TransportError::Unreachable { peer: PEER, .. }
-        ));
+        // Never sent: no connection could be made.
+        for message in [
+            "tcp connect error: Connection refused (os error 111)",
+            "Service was not ready: transport error",
+        ] {
+            assert!(
+                matches!(
+                    to_transport_error(PEER, DEADLINE, Status::unavailable(message)),
+                    TransportError::Unreachable { peer: PEER, .. }
+                ),
+                "{message}"
+            );
+        }
+        // The connection broke with the call under way: it may have run.
+        for message in [
+            "connection reset",
+            "error reading a body from connection: stream closed because of a broken pipe",
+        ] {
+            assert!(
+                matches!(
+                    to_transport_error(PEER, DEADLINE, Status::unavailable(message)),
+                    TransportError::Interrupted { peer: PEER, .. }
+                ),
+                "{message}"
+            );
+        }
         assert!(matches!(
             to_transport_error(PEER, DEADLINE, Status::unimplemented("no such method")),
             TransportError::Rejected { code: 12, .. }

@@ -30,9 +30,17 @@ pub enum Error {
     /// encode.
     #[error("codec error: {0}")]
     Codec(String),
-    /// The owners of the key cannot be reached in time.
+    /// The operation surely did not run: the owners of the key cannot be
+    /// reached in time (cluster). Nothing changed; safe to retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The operation may have run: applied on the key's primary but a replica
+    /// did not confirm it, or the answer of the node running it was lost (a
+    /// timeout, a broken connection). The write may or may not be visible
+    /// afterwards, and may be lost if the primary then crashes; do not retry
+    /// a non-idempotent write (an increment, a push) blindly.
+    #[error("indeterminate: {0}")]
+    Indeterminate(String),
 }
 
 /// `Result` with the facade's [`Error`].
@@ -57,6 +65,7 @@ impl From<ClusterError> for Error {
         match err {
             ClusterError::Store(err) => err.into(),
             ClusterError::Unavailable(message) => Error::Unavailable(message),
+            ClusterError::Indeterminate(message) => Error::Indeterminate(message),
             ClusterError::ShuttingDown => Error::ShuttingDown,
             ClusterError::Codec(message) => Error::Codec(message),
             // Starting: a seed that never answered is unavailable; a refused

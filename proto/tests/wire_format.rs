@@ -169,13 +169,14 @@ fn enum_values_are_stable() {
         (8, "NOT_OWNER"),
         (9, "INVALID_VALUE"),
         (10, "DEFERRED"),
+        (11, "INDETERMINATE"),
     ];
     for (value, name) in error_kinds {
         let kind = pb::ErrorKind::from_str_name(name).expect(name);
         assert_eq!(i32::from(kind), value, "{name}");
     }
     assert!(
-        pb::ErrorKind::try_from(11).is_err(),
+        pb::ErrorKind::try_from(12).is_err(),
         "a new kind needs a test"
     );
 

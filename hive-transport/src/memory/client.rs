@@ -53,8 +53,8 @@ impl MemoryClient {
     }
 
     /// Returns `response` of a call to `peer` that ran `call` on the server
-    /// side, waiting at most `deadline`; fails as the link would if it was cut
-    /// meanwhile.
+    /// side, waiting at most `deadline`; fails with `Interrupted` if the link
+    /// was cut meanwhile.
     async fn call<T>(
         &self,
         peer: PeerAddr,
@@ -69,8 +69,12 @@ impl MemoryClient {
             response
         };
         let result = tokio::time::timeout(deadline, delivered).await;
+        // Cut while the call was under way: the server may have run it.
         if !self.network.is_linked(self.from, peer) {
-            return Err(link_cut(self.from, peer));
+            return Err(TransportError::Interrupted {
+                peer,
+                reason: format!("the link from {} was cut during the call", self.from),
+            });
         }
         match result {
             Ok(Ok(response)) => Ok(response),

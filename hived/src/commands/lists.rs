@@ -449,7 +449,10 @@ async fn lmove(conn: &mut Conn, args: Args) -> Frame {
     };
     match conn.run(destination, push).await {
         Ok(_) => Frame::Bulk(element),
+        // The push may have landed: putting the element back could make two.
+        Err(err @ Error::Indeterminate(_)) => error_frame(&err),
         Err(err) => {
+            // The push surely did not run: the element goes back.
             let back = Op::Push {
                 end: from,
                 values: vec![element],
