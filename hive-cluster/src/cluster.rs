@@ -24,6 +24,7 @@ use crate::config::ClusterConfig;
 use crate::error::{ClusterError, Result};
 use crate::node::{Handler, Shared};
 use crate::rebalance;
+use crate::tombstones::Burials;
 use crate::view::{Peer, View};
 use crate::wire::message_limit;
 
@@ -40,6 +41,14 @@ const AGREE_POLL: Duration = Duration::from_millis(10);
 /// doubles with every failure in a row, up to [`REBALANCE_RETRY_MAX`].
 const REBALANCE_RETRY: Duration = Duration::from_millis(200);
 const REBALANCE_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// How often the driver notes that it is running: a longer gap means this
+/// process was paused (SIGSTOP, a VM freeze) — see [`Timing::away_after`].
+const HEARTBEAT: Duration = Duration::from_millis(100);
+
+/// How long a node waits for memberlist to gossip its renewed incarnation
+/// before the driver goes on (it spreads anyway).
+const RENEW_WAIT: Duration = Duration::from_millis(500);
 
 /// What this node knows of one member, for status reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,7 +71,7 @@ pub struct MemberReport {
 pub struct Cluster {
     shared: Arc<Shared<GrpcClient>>,
     roster: Arc<RwLock<BTreeMap<String, MemberReport>>>,
-    membership: Option<Membership>,
+    membership: Option<Arc<Membership>>,
     server: Option<GrpcServer>,
     gossip_addr: SocketAddr,
     rpc_addr: SocketAddr,
@@ -113,6 +122,7 @@ impl Cluster {
                 return Err(err.into());
             }
         };
+        let membership = Arc::new(membership);
         let gossip_addr = membership.local_gossip_addr();
         let roster = Arc::new(RwLock::new(BTreeMap::new()));
         let mut view = View::new(replication_factor);
@@ -136,9 +146,12 @@ impl Cluster {
             roster.clone(),
             events,
             stop.clone(),
+            membership.clone(),
             Timing {
                 debounce: config.rebalance_debounce,
                 tombstone_retention: config.tombstone_retention,
+                away_after: config.preset.failure_detection(),
+                reconnect_timeout: config.reconnect_timeout,
             },
             view,
         ));
@@ -391,6 +404,13 @@ const SCAN_SHARD_MASK: u64 = (1 << SCAN_SHARD_BITS) - 1;
 struct Timing {
     debounce: Duration,
     tombstone_retention: Duration,
+    /// A pause of the driver this long means peers may have declared this
+    /// node failed (their failure detection time) and gone on without it:
+    /// it then comes back as a new incarnation ([`reincarnate`]).
+    away_after: Duration,
+    /// A node away longer than this was forgotten by its peers, which may
+    /// have dropped the tombstones that hide its old copies: it rejoins empty.
+    reconnect_timeout: Duration,
 }
 
 /// A rebalance (or a housekeeping pass) in flight, with the view it targets.
@@ -433,6 +453,7 @@ async fn drive(
     roster: Arc<RwLock<BTreeMap<String, MemberReport>>>,
     mut events: Events,
     stop: CancellationToken,
+    membership: Arc<Membership>,
     timing: Timing,
     mut settled: Arc<View>,
 ) {
@@ -447,19 +468,45 @@ async fn drive(
     let mut collect =
         tokio::time::interval((timing.tombstone_retention / 4).max(Duration::from_millis(10)));
     collect.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut burials = Burials::new(timing.tombstone_retention);
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_beat = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
+            _ = heartbeat.tick() => {
+                let now = tokio::time::Instant::now();
+                let gap = now.saturating_duration_since(last_beat);
+                last_beat = now;
+                if gap >= timing.away_after {
+                    tracing::warn!(node = %shared.id, ?gap, "this process was paused long enough to be declared failed; rejoining as a new incarnation");
+                    if gap >= timing.reconnect_timeout {
+                        tracing::warn!(node = %shared.id, "away longer than reconnect_timeout: rejoining empty");
+                        shared.store.clear();
+                    }
+                    reincarnate(&shared, &membership).await;
+                    due = Some(tokio::time::Instant::now() + debounce);
+                    agreeing = agree(&shared);
+                    confirming = None;
+                    last_beat = tokio::time::Instant::now();
+                }
+            }
             // Housekeeping while idle: copies left behind (a drop that found
             // a newer write, a replica written by a primary on an older view)
             // go to their owners, then old tombstones are collected — only
             // after every leftover went out, so none can outlive its tombstone.
             _ = collect.tick(), if running.is_none() && due.is_none() => {
+                let now = tokio::time::Instant::now();
+                burials.open(now, shared.store.next_tombstone_epoch());
+                let purgeable_before = burials.purgeable_before(now);
                 let (shared, view) = (shared.clone(), settled.clone());
                 running = Some(Box::pin(async move {
                     let result = rebalance::run(&shared, &view, &view).await;
-                    if result.is_ok() {
-                        collect_tombstones(&shared, timing.tombstone_retention);
+                    if result.is_ok()
+                        && let Some(before) = purgeable_before
+                    {
+                        collect_tombstones(&shared, before);
                     }
                     (view, result)
                 }));
@@ -547,16 +594,48 @@ async fn drive(
     }
 }
 
-/// Drops tombstones buried more than `retention` ago (spec: cluster.md G5):
-/// by then every owner has them and no transfer still carries an older copy.
-fn collect_tombstones(shared: &Shared<GrpcClient>, retention: Duration) {
-    if shared.rebalance_pending.load(Ordering::Relaxed) != 0 {
+/// Drops the tombstones buried in epochs before `before` — at least
+/// `tombstone_retention` ago — unless an older copy could still come back
+/// (spec: cluster.md G5, `tombstones.rs`): a member is away (failed, not yet
+/// forgotten), a rebalance is pending, or some member has not settled on this
+/// node's view yet.
+fn collect_tombstones(shared: &Shared<GrpcClient>, before: u64) {
+    if shared.rebalance_pending.load(Ordering::Relaxed) != 0
+        || shared.any_member_away()
+        || !shared.is_agreed()
+        || shared.remembers_earlier()
+    {
         return;
     }
-    let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
-    let dropped = shared.store.purge_tombstones(retention_ms);
+    let dropped = shared.store.purge_tombstones(before);
     if dropped > 0 {
         tracing::debug!(node = %shared.id, dropped, "tombstones collected");
+    }
+}
+
+/// Makes this node a new incarnation of itself after a pause long enough for
+/// peers to have declared it failed and gone on without it: deleted keys it
+/// still holds, writes it missed. Like a node that restarts, it then runs its
+/// keys only once every member sees the new incarnation, catching each up
+/// from the other owners first, and the other owners refill it; what it holds
+/// is offered to them version by version, where newer versions and
+/// tombstones win.
+async fn reincarnate(shared: &Shared<GrpcClient>, membership: &Membership) {
+    let incarnation = new_incarnation();
+    let view = shared.view();
+    let Some(me) = view.peer(&shared.id) else {
+        return;
+    };
+    let renewed = view.with(Peer {
+        incarnation,
+        ..me.clone()
+    });
+    let view = shared.set_view(renewed);
+    let before = Arc::new(view.without(&shared.id));
+    shared.set_agreed(before.clone());
+    shared.remember(before);
+    if let Err(err) = membership.renew_incarnation(incarnation, RENEW_WAIT).await {
+        tracing::warn!(node = %shared.id, %err, "could not advertise the new incarnation");
     }
 }
 

@@ -13,6 +13,8 @@
 //!   forward) and the peer handler.
 //! - `in_flight.rs`: a primary's writes in flight per key, so that adopting a
 //!   replica's newer state runs each of them again.
+//! - `tombstones.rs`: when tombstones may be dropped, aged on a monotonic
+//!   clock.
 //! - `retry.rs`: the pure rule for a failed forward: run again, or report
 //!   `Unavailable` (surely did not run) or `Indeterminate` (may have run).
 //! - `batcher.rs`: coalesces operations forwarded to one peer into batched RPCs.
@@ -32,6 +34,7 @@ mod partition_tests;
 mod plan;
 mod rebalance;
 mod retry;
+mod tombstones;
 mod view;
 mod wire;
 

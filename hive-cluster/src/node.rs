@@ -309,6 +309,12 @@ impl<C: PeerClient> Shared<C> {
         }
     }
 
+    /// Returns true while some member is failed and not yet forgotten: it may
+    /// come back with copies older than this node's tombstones.
+    pub(crate) fn any_member_away(&self) -> bool {
+        !self.failed.read().is_empty()
+    }
+
     /// Marks this node as leaving: replicas and transfers are refused from now.
     pub(crate) fn start_leaving(&self) {
         self.leaving.store(true, Ordering::Release);

@@ -45,7 +45,8 @@ const MIN_MEMBERLIST_WAIT: Duration = Duration::from_millis(1);
 pub struct Membership {
     id: String,
     gossip_addr: SocketAddr,
-    meta: NodeMeta,
+    /// What this node advertises now (its incarnation may be renewed).
+    meta: Mutex<NodeMeta>,
     ml: Ml,
     local_meta: Arc<LocalMeta>,
     tracker: Arc<Mutex<Tracker>>,
@@ -58,7 +59,7 @@ impl fmt::Debug for Membership {
         f.debug_struct("Membership")
             .field("id", &self.id)
             .field("gossip_addr", &self.gossip_addr)
-            .field("meta", &self.meta)
+            .field("meta", &self.local_meta())
             .finish_non_exhaustive()
     }
 }
@@ -109,7 +110,7 @@ impl Membership {
         let membership = Membership {
             id: config.node_id.clone(),
             gossip_addr: *ml.advertise_address(),
-            meta: config.meta,
+            meta: Mutex::new(config.meta),
             ml,
             local_meta,
             tracker,
@@ -145,7 +146,38 @@ impl Membership {
 
     /// Returns the metadata this node advertises.
     pub fn local_meta(&self) -> NodeMeta {
-        self.meta
+        *self.meta.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Advertises `incarnation` from now on, as a node would after a restart:
+    /// peers that knew the node report it [`MembershipEvent::Restarted`] (or,
+    /// if they had declared it failed, `Joined`). For a node that finds it was
+    /// away long enough to have been declared failed (its process was paused),
+    /// and so cannot know what it missed. Waits at most `timeout` for
+    /// memberlist to gossip the change (it spreads anyway).
+    ///
+    /// [`MembershipEvent::Restarted`]: crate::MembershipEvent::Restarted
+    ///
+    /// # Errors
+    /// [`MembershipError::NotRunning`] once the node stopped or left.
+    pub async fn renew_incarnation(&self, incarnation: u64, timeout: Duration) -> Result<()> {
+        let meta = {
+            let mut meta = self.meta.lock().unwrap_or_else(PoisonError::into_inner);
+            meta.incarnation = incarnation;
+            *meta
+        };
+        self.local_meta.set(&WireMeta {
+            meta,
+            leaving: false,
+        })?;
+        match self.ml.update_node(timeout.max(MIN_MEMBERLIST_WAIT)).await {
+            Ok(()) => Ok(()),
+            Err(MlError::NotRunning) => Err(MembershipError::NotRunning),
+            Err(error) => {
+                tracing::debug!(id = %self.id, %error, "the new incarnation is not confirmed as gossiped yet");
+                Ok(())
+            }
+        }
     }
 
     /// Returns every member this node knows, itself included, sorted by id: live
@@ -215,7 +247,7 @@ impl Membership {
         let started = Instant::now();
         let deadline = started + timeout;
         self.local_meta.set(&WireMeta {
-            meta: self.meta,
+            meta: self.local_meta(),
             leaving: true,
         })?;
         match self
@@ -252,7 +284,7 @@ impl Membership {
     /// have been told to stop (they exit within moments, releasing the sockets).
     /// memberlist logs a few ERROR lines while it stops; they are expected
     /// (gotcha 5). The event stream ends afterwards.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.cancel.cancel();
         self.tasks.wait().await;
     }

@@ -31,6 +31,15 @@ pub enum Preset {
 }
 
 impl Preset {
+    /// Returns about how long peers take to declare a silent member failed
+    /// (a crash, or a process paused for that long).
+    pub fn failure_detection(self) -> Duration {
+        match self {
+            Preset::Lan => Duration::from_secs(3),
+            Preset::Local => Duration::from_secs(1),
+        }
+    }
+
     /// Returns the period between attempts to reconnect to failed members.
     pub fn reconnect_interval(self) -> Duration {
         match self {

@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) node_tag: u64,
     pub(crate) keep_tombstones: bool,
     pub(crate) limits: Limits,
+    /// The burial epoch new tombstones carry ([`Store::next_tombstone_epoch`](crate::Store::next_tombstone_epoch)).
+    pub(crate) tombstone_epoch: std::sync::atomic::AtomicU64,
 }
 
 /// What a write operation did, reported back to the shard, which then settles
@@ -114,6 +116,16 @@ impl Shard {
         }
     }
 
+    /// Drops every entry and tombstone, releasing their memory; the clock
+    /// keeps its value, so later versions still order after earlier ones.
+    pub(crate) fn clear(&mut self, shared: &Shared) {
+        self.table = HashTable::new();
+        self.expiry = BTreeSet::new();
+        self.tombstones = fast_map();
+        shared.budget.release(self.mem);
+        self.mem = 0;
+    }
+
     /// Returns the entry stored under `key`, live or not yet maintained.
     pub(crate) fn find(&self, hash: u64, key: &[u8]) -> Option<&Entry> {
         self.table
@@ -170,7 +182,7 @@ impl Shard {
             }
         }
         let (slot, _) = occupied.remove();
-        self.unlink(shared, slot, wake, None, now);
+        self.unlink(shared, slot, wake, None);
     }
 
     /// Runs a write operation on `key` at `now` and settles its outcome.
@@ -225,7 +237,7 @@ impl Shard {
                         if slot.entry.data.is_empty() {
                             let version = slot.entry.version;
                             let (slot, _) = occupied.remove();
-                            self.unlink(shared, slot, old_wake, Some(version), now);
+                            self.unlink(shared, slot, old_wake, Some(version));
                         } else {
                             reindex(&mut self.expiry, &slot.key, old_wake, slot.entry.wake_at());
                         }
@@ -255,7 +267,7 @@ impl Shard {
                         reservation.cancel();
                         let version = stamp(&mut self.hlc, shared, now);
                         let (slot, _) = occupied.remove();
-                        self.unlink(shared, slot, old_wake, Some(version), now);
+                        self.unlink(shared, slot, old_wake, Some(version));
                         Ok(reply)
                     }
                 }
@@ -337,9 +349,9 @@ impl Shard {
                 if let TableEntry::Occupied(occupied) = entry {
                     let (slot, _) = occupied.remove();
                     let wake = slot.entry.wake_at();
-                    self.unlink(shared, slot, wake, Some(version), now);
+                    self.unlink(shared, slot, wake, Some(version));
                 } else {
-                    self.bury(shared, Bytes::copy_from_slice(key), version, now);
+                    self.bury(shared, Bytes::copy_from_slice(key), version);
                 }
                 return Ok(match gone {
                     Incoming::Tombstone => Applied::Deleted,
@@ -432,12 +444,12 @@ impl Shard {
         true
     }
 
-    /// Drops tombstones buried before `cutoff_ms` (Unix ms); returns how many.
-    pub(crate) fn purge_tombstones(&mut self, shared: &Shared, cutoff_ms: u64) -> usize {
+    /// Drops tombstones buried in an epoch before `before`; returns how many.
+    pub(crate) fn purge_tombstones(&mut self, shared: &Shared, before: u64) -> usize {
         let mut freed = 0;
         let mut dropped = 0;
         self.tombstones.retain(|key, tombstone| {
-            let keep = tombstone.buried_ms >= cutoff_ms;
+            let keep = tombstone.epoch >= before;
             if !keep {
                 freed += TOMBSTONE_OVERHEAD + key.len();
                 dropped += 1;
@@ -518,33 +530,27 @@ impl Shard {
         Ok(())
     }
 
-    /// Finishes removing a slot taken out of the table at `now`: index,
-    /// memory, and a tombstone carrying `version` (or the entry's own version,
-    /// for expiry).
-    fn unlink(
-        &mut self,
-        shared: &Shared,
-        slot: Slot,
-        wake: u64,
-        version: Option<Version>,
-        now: u64,
-    ) {
+    /// Finishes removing a slot taken out of the table: index, memory, and a
+    /// tombstone carrying `version` (or the entry's own version, for expiry).
+    fn unlink(&mut self, shared: &Shared, slot: Slot, wake: u64, version: Option<Version>) {
         reindex(&mut self.expiry, &slot.key, wake, NEVER);
         self.mem -= slot.entry.mem;
         shared.budget.release(slot.entry.mem);
-        self.bury(shared, slot.key, version.unwrap_or(slot.entry.version), now);
+        self.bury(shared, slot.key, version.unwrap_or(slot.entry.version));
     }
 
-    /// Records that `key` is gone as of `version`, learnt at `now`, if the
-    /// store keeps tombstones. A newer version restarts the retention.
-    fn bury(&mut self, shared: &Shared, key: Bytes, version: Version, now: u64) {
+    /// Records that `key` is gone as of `version`, if the store keeps
+    /// tombstones. A newer version restarts the retention.
+    fn bury(&mut self, shared: &Shared, key: Bytes, version: Version) {
         if !shared.keep_tombstones {
             return;
         }
         let size = TOMBSTONE_OVERHEAD + key.len();
         let buried = Tombstone {
             version,
-            buried_ms: now,
+            epoch: shared
+                .tombstone_epoch
+                .load(std::sync::atomic::Ordering::Relaxed),
         };
         match self.tombstones.entry(key) {
             hashbrown::hash_map::Entry::Occupied(mut old) => {
@@ -576,10 +582,12 @@ pub(crate) struct Tombstone {
     /// The version as of which the key is gone: the deleting write's, or the
     /// expired entry's own (every copy of that entry expires alike).
     version: Version,
-    /// When this shard buried it (Unix ms): retention runs from here, so an
-    /// expired key's tombstone is kept as long as a deleted key's, however
-    /// old the write that set its TTL.
-    buried_ms: u64,
+    /// The burial epoch it was buried (or last re-buried) in: retention runs
+    /// from there, so an expired key's tombstone is kept as long as a deleted
+    /// key's, however old the write that set its TTL. Epochs are advanced by
+    /// the store's owner, never read from a clock, so no clock step can age
+    /// a tombstone.
+    epoch: u64,
 }
 
 /// Issues the version for a change made at `now`.

@@ -76,6 +76,7 @@ impl Store {
                 budget: Budget::new(config.mem_limit),
                 node_tag: config.node_tag,
                 keep_tombstones: config.tombstones,
+                tombstone_epoch: std::sync::atomic::AtomicU64::new(0),
                 limits: config.limits,
             },
             clock,
@@ -222,14 +223,40 @@ impl Store {
         handled
     }
 
-    /// Drops the tombstones buried more than `retention_ms` ago by this
-    /// store's clock (by then every owner has them, G5); returns how many
-    /// were dropped.
-    pub fn purge_tombstones(&self, retention_ms: u64) -> usize {
-        let cutoff_ms = self.clock.now_ms().saturating_sub(retention_ms);
+    /// Drops every entry and tombstone (without tombstones for them: the
+    /// store forgets it held anything), as a restarted empty store would be.
+    pub fn clear(&self) {
+        for cell in self.shards.iter() {
+            cell.0.write().clear(&self.shared);
+        }
+    }
+
+    /// Starts a new burial epoch and returns it: tombstones made from now on
+    /// (deletes, expiries, incoming tombstones) carry it. Retention is counted
+    /// in epochs, which the store's owner advances on its own schedule (the
+    /// cluster: on a monotonic timer), so no step of the wall clock can make
+    /// a tombstone look old.
+    pub fn next_tombstone_epoch(&self) -> u64 {
+        self.shared
+            .tombstone_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
+    }
+
+    /// Returns the burial epoch tombstones made now carry.
+    pub fn tombstone_epoch(&self) -> u64 {
+        self.shared
+            .tombstone_epoch
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Drops the tombstones buried (or last re-buried) in an epoch before
+    /// `before`; returns how many were dropped. The caller decides when no
+    /// older copy can come back any more (spec: cluster.md G5).
+    pub fn purge_tombstones(&self, before: u64) -> usize {
         self.shards
             .iter()
-            .map(|cell| cell.0.write().purge_tombstones(&self.shared, cutoff_ms))
+            .map(|cell| cell.0.write().purge_tombstones(&self.shared, before))
             .sum()
     }
 

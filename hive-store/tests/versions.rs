@@ -264,7 +264,25 @@ fn invalid_incoming_entries_are_refused_whole() {
 }
 
 #[test]
-fn tombstones_are_purged_once_old_enough() {
+fn a_cleared_store_holds_nothing_and_still_orders_new_writes_after_old() {
+    let clock = MockClock::default();
+    let a = store(1, &clock);
+    a.set(b"k", key("v"), None).unwrap();
+    let before = a.export(b"k").unwrap().unwrap().version;
+    a.set(b"gone", key("v"), Some(60_000)).unwrap();
+    a.del(b"gone").unwrap();
+    a.clear();
+    assert_eq!(a.len(), 0);
+    assert_eq!(a.tombstone_count(), 0);
+    assert_eq!(a.memory_bytes(), 0);
+    assert_eq!(a.export(b"gone"), Ok(None), "no tombstone either");
+    a.set(b"k", key("w"), None).unwrap();
+    assert!(a.export(b"k").unwrap().unwrap().version > before);
+    a.check_invariants().unwrap();
+}
+
+#[test]
+fn tombstones_are_purged_by_burial_epoch_never_by_the_clock() {
     let clock = MockClock::default();
     let a = store(1, &clock);
     a.set(b"k", key("v"), None).unwrap();
@@ -277,12 +295,22 @@ fn tombstones_are_purged_once_old_enough() {
             ..tombstone
         }
     ));
-    clock.advance(1_000);
-    assert_eq!(a.purge_tombstones(1_000), 0, "only older tombstones go");
-    clock.advance(1);
-    assert_eq!(a.purge_tombstones(1_000), 1);
+    assert_eq!(a.tombstone_count(), 1);
+    // A year's step of the wall clock ages no tombstone.
+    clock.advance(365 * 24 * 3_600 * 1_000);
+    let buried_in = a.tombstone_epoch();
+    assert_eq!(a.purge_tombstones(buried_in), 0, "only older epochs go");
+    let next = a.next_tombstone_epoch();
+    assert_eq!(next, buried_in + 1);
+    a.set(b"later", key("v"), None).unwrap();
+    a.del(b"later").unwrap();
+    assert_eq!(a.purge_tombstones(next), 1, "the earlier epoch's");
     assert_eq!(a.export(b"k"), Ok(None));
-    assert_eq!(a.memory_bytes(), 0);
+    assert!(
+        a.export(b"later").unwrap().is_some(),
+        "buried in the new epoch"
+    );
+    assert_eq!(a.tombstone_count(), 1);
 }
 
 /// An expired key's tombstone carries its write's version, which may be
@@ -295,13 +323,13 @@ fn an_expired_keys_tombstone_is_kept_from_its_expiry_on() {
     a.set(b"k", key("old"), None).unwrap();
     let old = a.export(b"k").unwrap().unwrap();
     a.set(b"k", key("v"), Some(60_000)).unwrap();
+    let expired_in = a.next_tombstone_epoch();
     clock.advance(60_000);
     assert_eq!(a.sweep(16), 1, "the key expires");
-    clock.advance(999);
-    assert_eq!(a.purge_tombstones(1_000), 0, "buried 999 ms ago");
+    assert_eq!(a.purge_tombstones(expired_in), 0, "buried in this epoch");
     assert_eq!(a.apply(old.clone()), Ok(Applied::Stale));
-    clock.advance(2);
-    assert_eq!(a.purge_tombstones(1_000), 1);
+    let after = a.next_tombstone_epoch();
+    assert_eq!(a.purge_tombstones(after), 1);
     assert_eq!(
         a.apply(old),
         Ok(Applied::Stored),

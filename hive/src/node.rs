@@ -211,6 +211,7 @@ impl Node {
             replication_factor: self.config.replication_factor,
             keys: self.store.len() as u64,
             memory_bytes: self.store.memory_bytes(),
+            tombstones: self.store.tombstone_count() as u64,
             rebalance_pending: self.cluster.as_ref().map_or(0, Cluster::rebalance_pending),
             peer_rpc_errors: self.cluster.as_ref().map_or(0, Cluster::peer_errors),
         }

@@ -13,8 +13,13 @@ pub struct ClusterStatus {
     pub replication_factor: usize,
     /// Entries held by this node, replicas included.
     pub keys: u64,
-    /// Bytes accounted to those entries.
+    /// Bytes accounted to those entries (and to the tombstones).
     pub memory_bytes: u64,
+    /// Tombstones held: deleted or expired keys remembered so that no older
+    /// copy brings them back (cluster mode; their bytes count in
+    /// `memory_bytes` and against `mem_limit`). They are kept while a member
+    /// is away and dropped `tombstone_retention` after everything settled.
+    pub tombstones: u64,
     /// Entries still to move to their owners; 0 when settled.
     pub rebalance_pending: u64,
     /// Peer RPCs from this node that failed in transport (unreachable, timed

@@ -621,6 +621,75 @@ async fn g5_tombstones_are_collected_once_nothing_can_bring_an_older_copy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g5_tombstones_are_kept_while_a_member_is_away_and_collected_once_it_is_back() {
+    // Spec: cluster.md G5 — a delete sticks across any pause or partition
+    // shorter than reconnect_timeout, so tombstones outlive a failed member's
+    // absence however long their retention; and they are reported. Before,
+    // they went `tombstone_retention` after the delete, and a paused member
+    // came back with the deleted keys.
+    let retention = Duration::from_millis(300);
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let seeds: Vec<&Node> = nodes.iter().collect();
+        let config = Config {
+            node_id: format!("node-{i}"),
+            tombstone_retention: retention,
+            ..config(&seeds, 2)
+        };
+        nodes.push(Node::start(config).await.unwrap());
+    }
+    settle(&nodes).await;
+    let values = ValueStore::<u64>::new(&nodes[0].cache(), "away");
+    for i in 0..50u64 {
+        values.set(&format!("k{i}"), &i).await.unwrap();
+    }
+    let away = nodes.pop().expect("three nodes");
+    let again = Config {
+        node_id: "node-2".into(),
+        bind_port: away.gossip_addr().expect("clustered").port(),
+        rpc_port: away.rpc_addr().expect("clustered").port(),
+        tombstone_retention: retention,
+        ..config(&[&nodes[0]], 2)
+    };
+    drop(away);
+    settle(&nodes).await; // the survivors declared it failed
+    for i in 0..50u64 {
+        values.del(&format!("k{i}")).await.unwrap();
+    }
+    let tombstones =
+        |nodes: &[Node]| -> u64 { nodes.iter().map(|node| node.status().tombstones).sum() };
+    assert_eq!(tombstones(&nodes), 100, "each delete buried on both owners");
+    // Ten retentions later, with housekeeping passes in between, they stay.
+    let watch_until = Instant::now() + retention * 10;
+    while Instant::now() < watch_until {
+        assert_eq!(
+            tombstones(&nodes),
+            100,
+            "a tombstone went while a member was away"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Back (as a new incarnation): once everything settled they go.
+    nodes.push(start_at_its_old_ports(again).await);
+    settle(&nodes).await;
+    let deadline = Instant::now() + READY;
+    while tombstones(&nodes) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "tombstones never collected: {}",
+            tombstones(&nodes)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for node in &nodes {
+        let reader = ValueStore::<u64>::new(&node.cache(), "away");
+        for i in 0..50u64 {
+            assert_eq!(reader.get(&format!("k{i}")).await, Err(Error::NotFound));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_settings_of_api_md_form_a_cluster_and_detect_a_crash() {
     // Exactly the fields api.md's example sets; everything else default (the
     // LAN gossip preset, 1 s gossip interval).
