@@ -23,7 +23,7 @@ use crate::batcher::{BatchError, Batchers, Forward, Replicate};
 use crate::error::{ClusterError, Result};
 use crate::in_flight::InFlight;
 use crate::retry::{self, Next};
-use crate::view::{NodeId, View};
+use crate::view::{NodeId, Peer, View};
 use crate::wire::{
     MESSAGE_MARGIN, PeerOp, PeerReply, decode_op, decode_reply, encode_op, encode_reply,
     from_remote, from_wire, to_remote, to_wire,
@@ -413,12 +413,7 @@ impl<C: PeerClient> Shared<C> {
     /// version the primary lacks has it fetched and adopted here.
     async fn replicate(&self, key: &[u8]) -> Result<()> {
         let view = self.view();
-        let replicas: Vec<_> = view
-            .owners(key)
-            .into_iter()
-            .filter(|id| **id != self.id)
-            .filter_map(|id| view.peer(id))
-            .collect();
+        let replicas = self.replicas_of(&view, key);
         if replicas.is_empty() {
             return Ok(());
         }
@@ -478,6 +473,32 @@ impl<C: PeerClient> Shared<C> {
         self.in_flight
             .adopt(key, || Ok(self.store.apply(entry)? != Applied::Stale))
             .map(drop)
+    }
+
+    /// Returns the members a write to `key` must reach besides this node: its
+    /// other owners in `view`, and — while earlier views are remembered — its
+    /// owners in those that are still members. Nodes learn of a view change at
+    /// different moments, so until every member settled on it a node that
+    /// owned the key before may still be the one others fall back on (a
+    /// failed primary's successor in their view): it must not miss a write
+    /// acknowledged meanwhile (spec: cluster.md G1 during a join).
+    fn replicas_of<'v>(&self, view: &'v View, key: &[u8]) -> Vec<&'v Peer> {
+        let mut ids: Vec<&NodeId> = view
+            .owners(key)
+            .into_iter()
+            .filter(|id| **id != self.id)
+            .collect();
+        for earlier in self.earlier.read().iter() {
+            for id in earlier.owners(key) {
+                if *id != self.id
+                    && let Some(peer) = view.peer(id)
+                    && !ids.contains(&&peer.id)
+                {
+                    ids.push(&peer.id);
+                }
+            }
+        }
+        ids.into_iter().filter_map(|id| view.peer(id)).collect()
     }
 
     /// Returns a request for another member's entry of `key`.

@@ -457,6 +457,59 @@ async fn a_write_that_may_have_run_is_indeterminate_and_one_that_surely_did_not_
 }
 
 #[tokio::test]
+async fn a_write_during_a_join_reaches_the_owners_of_the_earlier_view_too() {
+    // Spec: cluster.md G1 — replica sets change with views, which nodes learn
+    // at different moments. While node-1 still remembers the view before
+    // node-3 joined, a write it acknowledges must also be on the key's owner
+    // in that view: nodes that have not seen the join fall back on it if
+    // node-1 crashes. Before, only node-3 (the owner in the new view) got it.
+    let network = MemoryNetwork::new();
+    let nodes: Vec<TestNode> = (1..=3).map(|n| start(&network, n)).collect();
+    let (before, after) = (view_of(&[1, 2]), view_of(&[1, 2, 3]));
+    let owners = |view: &View, key: &[u8]| -> Vec<String> {
+        view.owners(key).into_iter().cloned().collect()
+    };
+    let key = (0..)
+        .map(|i| format!("key-{i}").into_bytes())
+        .find(|key| {
+            owners(&before, key) == ["node-1", "node-2"]
+                && owners(&after, key) == ["node-1", "node-3"]
+        })
+        .expect("a key node-3 takes over from node-2");
+    nodes[0].shared.set_view(before.clone());
+    nodes[0].shared.set_view(after.clone());
+    for node in &nodes[1..] {
+        node.shared.set_view(after.clone());
+    }
+    nodes[0]
+        .shared
+        .execute(&key, set("during the join"))
+        .await
+        .expect("written");
+    for node in &nodes[1..] {
+        let copy = node.shared.store.execute(&key, Op::Get);
+        assert_eq!(
+            copy,
+            Ok(Reply::Bytes(Bytes::from("during the join"))),
+            "on {}",
+            node.shared.id
+        );
+    }
+    // Once every member settled, the earlier view is forgotten: only the
+    // owners get writes again.
+    nodes[0].shared.forget_earlier();
+    nodes[0]
+        .shared
+        .execute(&key, set("settled"))
+        .await
+        .expect("written");
+    assert_eq!(
+        nodes[1].shared.store.execute(&key, Op::Get),
+        Ok(Reply::Bytes(Bytes::from("during the join")))
+    );
+}
+
+#[tokio::test]
 async fn failed_forwards_and_unconfirmed_transfers_count_as_peer_rpc_errors() {
     let network = MemoryNetwork::new();
     let nodes: Vec<TestNode> = (1..=2).map(|n| start(&network, n)).collect();
