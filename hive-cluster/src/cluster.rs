@@ -42,6 +42,14 @@ const AGREE_POLL: Duration = Duration::from_millis(10);
 const REBALANCE_RETRY: Duration = Duration::from_millis(200);
 const REBALANCE_RETRY_MAX: Duration = Duration::from_secs(2);
 
+/// How long a leaving node waits for every other member to see it leave
+/// before its last hand-off.
+const LEAVE_AGREEMENT: Duration = Duration::from_secs(3);
+
+/// Hand-off passes a leaving node makes at most: each sends what arrived
+/// since the previous one.
+const HANDOFF_PASSES: usize = 5;
+
 /// How often the driver notes that it is running: a longer gap means this
 /// process was paused (SIGSTOP, a VM freeze) — see [`Timing::away_after`].
 const HEARTBEAT: Duration = Duration::from_millis(100);
@@ -335,12 +343,12 @@ impl Cluster {
         let current = shared.view();
         let without = current.without(&shared.id);
         // 1. Stop being a primary: client operations are forwarded to the new
-        //    owners (retried until they see this node leave), and replicas and
-        //    transfers are refused. Nothing is written here any more, so what
-        //    is handed off below is final; until then this node still answers
-        //    the new owners' fetches for keys they have not received (their
+        //    owners (retried until they see this node leave). Replicas and
+        //    transfers are still taken — peers count this node an owner until
+        //    they see it leave, and refusing would fail their writes — and
+        //    handed off below with the rest. Until then this node answers the
+        //    new owners' fetches for keys they have not received (their
         //    catch-up), so they build on the latest state.
-        shared.start_leaving();
         shared.set_view(without.clone());
         // 2. Leave: the others route every key to its new owners.
         if let Some(membership) = &self.membership
@@ -348,11 +356,32 @@ impl Cluster {
         {
             tracing::warn!(node = %shared.id, %err, "leave not confirmed");
         }
-        // 3. Hand everything off, dropping each copy its receivers confirmed.
-        if !without.is_empty()
-            && let Err(reason) = rebalance::run(&shared, &current, &without).await
+        //    Once every other member's view is without this node, nobody
+        //    sends it replicas any more: what it holds after that is final.
+        let others_agree = shared.wait_for_members(&without, false, AGREE_POLL);
+        if tokio::time::timeout(LEAVE_AGREEMENT, others_agree)
+            .await
+            .is_err()
         {
-            tracing::warn!(node = %shared.id, %reason, "hand-off incomplete");
+            tracing::warn!(node = %shared.id, "not every member saw the leave in time; handing off anyway");
+        }
+        // 3. Hand everything off, dropping each copy its receivers confirmed;
+        //    again while copies remain (a replica that arrived after its key
+        //    went out is kept, and goes in the next pass).
+        if !without.is_empty() {
+            for pass in 1..=HANDOFF_PASSES {
+                if let Err(reason) = rebalance::run(&shared, &current, &without).await {
+                    tracing::warn!(node = %shared.id, pass, %reason, "hand-off pass incomplete");
+                    tokio::time::sleep(REBALANCE_RETRY).await;
+                }
+                let left = shared.store.len() + shared.store.tombstone_count();
+                if left == 0 {
+                    break;
+                }
+                if pass == HANDOFF_PASSES {
+                    tracing::warn!(node = %shared.id, left, "hand-off incomplete: copies left behind");
+                }
+            }
         }
         self.stop_tasks().await;
         Ok(())
@@ -479,6 +508,12 @@ async fn drive(
                 let now = tokio::time::Instant::now();
                 let gap = now.saturating_duration_since(last_beat);
                 last_beat = now;
+                // Replicas of keys this node does not own arrived (writes
+                // made while their primary remembered earlier views): a
+                // housekeeping pass moves them to the owners.
+                if shared.leftovers.swap(false, Ordering::Relaxed) && due.is_none() {
+                    due = Some(now + debounce);
+                }
                 if gap >= timing.away_after {
                     tracing::warn!(node = %shared.id, ?gap, "this process was paused long enough to be declared failed; rejoining as a new incarnation");
                     if gap >= timing.reconnect_timeout {

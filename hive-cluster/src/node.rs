@@ -38,6 +38,10 @@ const RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// window has passed are forgotten first; equal member sets are kept once).
 const REMEMBERED_VIEWS: usize = 16;
 
+/// How much longer than its first pause a wait for the other members may
+/// pause between two rounds of asking them.
+const POLL_BACKOFF: u32 = 8;
+
 /// How many times a write superseded by a replica's newer version is run
 /// again before giving up.
 const SUPERSEDED_ATTEMPTS: usize = 3;
@@ -113,11 +117,12 @@ pub(crate) struct Shared<C: PeerClient> {
     failed: RwLock<std::collections::HashSet<String>>,
     pub(crate) request_timeout: Duration,
     stopping: AtomicBool,
-    /// Set while this node hands its data off to leave: it accepts no more
-    /// replicas or transfers (they would be lost with it).
-    leaving: AtomicBool,
     /// Key copies still to send in the current rebalance.
     pub(crate) rebalance_pending: AtomicU64,
+    /// Set when a replica arrived for a key this node does not own (a write
+    /// made while its primary remembered earlier views): the driver soon runs
+    /// a housekeeping pass that moves such copies to the owners.
+    pub(crate) leftovers: AtomicBool,
     /// Peer RPCs from this node that failed in transport (unreachable, timed
     /// out), and rebalance transfers a receiver did not confirm, since start.
     pub(crate) peer_errors: AtomicU64,
@@ -152,8 +157,8 @@ impl<C: PeerClient> Shared<C> {
             failed: RwLock::new(std::collections::HashSet::new()),
             request_timeout,
             stopping: AtomicBool::new(false),
-            leaving: AtomicBool::new(false),
             rebalance_pending: AtomicU64::new(0),
+            leftovers: AtomicBool::new(false),
             peer_errors: AtomicU64::new(0),
             settled_epoch: AtomicU64::new(0),
             changes: tokio::sync::watch::Sender::new(0),
@@ -245,9 +250,12 @@ impl<C: PeerClient> Shared<C> {
     /// Returns once every other member of `view` reports that it has that
     /// same view — and, with `settled`, finished moving data for it, so every
     /// key is at its owners in `view` and nothing is still arriving. Asks
-    /// every `poll`.
+    /// after `poll`, then less and less often (up to [`POLL_BACKOFF`] times
+    /// `poll`): a change is usually agreed within a gossip round or two, and
+    /// every member asking every other one stays cheap when it takes longer.
     pub(crate) async fn wait_for_members(&self, view: &View, settled: bool, poll: Duration) {
         let digest = view.digest();
+        let mut pause = poll;
         loop {
             let asks = view
                 .members()
@@ -259,7 +267,8 @@ impl<C: PeerClient> Shared<C> {
             if done {
                 return;
             }
-            tokio::time::sleep(poll).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(poll * POLL_BACKOFF);
         }
     }
 
@@ -315,16 +324,13 @@ impl<C: PeerClient> Shared<C> {
         !self.failed.read().is_empty()
     }
 
-    /// Marks this node as leaving: replicas and transfers are refused from now.
-    pub(crate) fn start_leaving(&self) {
-        self.leaving.store(true, Ordering::Release);
-    }
-
-    /// Returns the refusal for work arriving at a node that is leaving or
-    /// stopping: `NotOwner`, meaning nothing ran, so the sender may retry.
+    /// Returns the refusal for work arriving at a node that stopped:
+    /// `NotOwner`, meaning nothing ran, so the sender may retry. A node that
+    /// is leaving still takes replicas and transfers — its peers count it an
+    /// owner until they see it leave — and hands them off with the rest.
     fn refusal(&self) -> Option<RemoteError> {
-        (self.is_stopping() || self.leaving.load(Ordering::Acquire))
-            .then(|| RemoteError::new(ErrorKind::NotOwner, format!("{} is leaving", self.id)))
+        self.is_stopping()
+            .then(|| RemoteError::new(ErrorKind::NotOwner, format!("{} stopped", self.id)))
     }
 
     /// Runs a client operation wherever its key's primary is.
@@ -666,9 +672,17 @@ impl<C: PeerClient> Shared<C> {
         for ((addr, in_view), response) in owners.iter().zip(join_all(fetches).await) {
             let reply = match response {
                 Ok(response) => response.results.into_iter().next(),
-                // A member that left and stopped refuses connections: gone,
-                // with its keys handed off.
-                Err(TransportError::Unreachable { .. }) if !in_view => continue,
+                // A member that left refuses the call once it stopped, or
+                // drops it as it stops: gone, with its keys handed off (it
+                // stops serving only after its hand-off).
+                Err(TransportError::Unreachable { .. } | TransportError::Interrupted { .. })
+                    if !in_view =>
+                {
+                    continue;
+                }
+                Err(TransportError::Remote(err)) if err.kind == ErrorKind::NotOwner && !in_view => {
+                    continue;
+                }
                 // Not knowing what it holds, running the operation could undo a
                 // moving key or revive a deleted one: refuse instead.
                 Err(err) => {
@@ -853,11 +867,19 @@ impl<C: PeerClient> PeerHandler for Handler<C> {
         if let Some(refusal) = self.0.refusal() {
             return Err(refusal);
         }
+        let view = self.0.view();
+        let mut leftovers = false;
         let results = request
             .entries
             .into_iter()
-            .map(|entry| apply(&self.0.store, entry))
+            .map(|entry| {
+                leftovers |= !view.owners(&entry.key).contains(&&self.0.id);
+                apply(&self.0.store, entry)
+            })
             .collect();
+        if leftovers {
+            self.0.leftovers.store(true, Ordering::Relaxed);
+        }
         Ok(ReplicateResponse { results })
     }
 

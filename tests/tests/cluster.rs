@@ -727,6 +727,87 @@ async fn the_default_settings_of_api_md_form_a_cluster_and_detect_a_crash() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g4_a_graceful_leave_with_two_copies_fails_no_write() {
+    // Spec: cluster.md G2 and G4 — while a node hands its keys off and
+    // leaves, writes through the others keep succeeding, and every one is
+    // kept. Before, the leaving node refused replicas from the moment it
+    // began, while its peers still counted it an owner: their writes failed.
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let mut nodes = cluster(3, 2).await;
+    let running = Arc::new(AtomicBool::new(true));
+    let acks = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = nodes[..2]
+        .iter()
+        .enumerate()
+        .map(|(w, node)| {
+            let (hashes, running, acks) = (
+                HashStore::<u64>::new(&node.cache(), "g4l"),
+                running.clone(),
+                acks.clone(),
+            );
+            tokio::spawn(async move {
+                let (mut acknowledged, mut failed) = (Vec::new(), Vec::new());
+                let mut round = 0u64;
+                while running.load(Ordering::SeqCst) {
+                    for key in 0..40u64 {
+                        let field = format!("w{w}r{round}");
+                        match hashes.hset(&format!("k{key}"), &field, &round).await {
+                            Ok(_) => {
+                                acks.fetch_add(1, Ordering::SeqCst);
+                                acknowledged.push((key, field, round));
+                            }
+                            Err(err) => failed.push(format!("k{key}.{field}: {err}")),
+                        }
+                    }
+                    round += 1;
+                }
+                (acknowledged, failed)
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + READY;
+    while acks.load(Ordering::SeqCst) < 200 {
+        assert!(Instant::now() < deadline, "the writers make no progress");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let leaving = nodes.pop().unwrap();
+    leaving.shutdown().await.unwrap();
+    settle(&nodes).await;
+    let settled_at = acks.load(Ordering::SeqCst);
+    while acks.load(Ordering::SeqCst) < settled_at + 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the writers stopped after the leave"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    running.store(false, Ordering::SeqCst);
+    for writer in writers {
+        let (acknowledged, failed) = writer.await.unwrap();
+        assert!(
+            failed.is_empty(),
+            "{} writes failed: {:?}",
+            failed.len(),
+            &failed[..failed.len().min(5)]
+        );
+        assert!(!acknowledged.is_empty());
+        for node in &nodes {
+            let reader = HashStore::<u64>::new(&node.cache(), "g4l");
+            for (key, field, round) in &acknowledged {
+                assert_eq!(
+                    reader.hget(&format!("k{key}"), field).await,
+                    Ok(*round),
+                    "k{key}.{field} through {}",
+                    node.id()
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g2_a_graceful_leave_under_writes_keeps_every_acknowledged_write() {
     // Spec: cluster.md G2 — writes keep arriving (through another node) while a
     // node hands its keys off and leaves; none that was acknowledged is lost,
