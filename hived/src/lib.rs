@@ -10,7 +10,7 @@
 //! - `options.rs`: the command line and `HIVE_*` environment variables.
 //! - `resp/`: the protocol — bounded request parsing, reply encoding for RESP2
 //!   and RESP3.
-//! - `server.rs`: connections, pipelining, graceful stop.
+//! - `server.rs`: connections, pipelining, bounded output, graceful stop.
 //! - `commands/`: the command table (what `COMMAND` reports and dispatch
 //!   runs), one module per command family.
 //! - `glob.rs`: Redis's glob patterns for `KEYS` and `SCAN ... MATCH`.
@@ -23,4 +23,4 @@ pub mod options;
 pub mod resp;
 mod server;
 
-pub use server::{Server, ServerOptions};
+pub use server::{DEFAULT_MAX_OUTPUT_BUFFER, MIN_MAX_OUTPUT_BUFFER, Server, ServerOptions};

@@ -35,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
         ServerOptions {
             password: options.requirepass.clone(),
             maxmemory: options.mem_limit,
+            max_output_buffer: Some(options.output_buffer_limit),
             ..ServerOptions::default()
         },
     )

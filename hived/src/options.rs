@@ -63,6 +63,14 @@ pub struct Options {
     /// when unset.
     #[arg(long, env = "HIVE_METRICS")]
     pub metrics: Option<SocketAddr>,
+    /// Most reply bytes queued for one client, such as 1GiB (at least
+    /// 1MiB): a reply larger than this is not sent, the client gets an error
+    /// and is disconnected, and random picks (SRANDMEMBER, HRANDFIELD with a
+    /// negative count) whose reply could be larger are refused. Replies are
+    /// written out from 64KiB queued, and a client that does not read them
+    /// is not served further commands until it does.
+    #[arg(long, env = "HIVE_OUTPUT_BUFFER_LIMIT", default_value = "1GiB", value_parser = parse_output_limit)]
+    pub output_buffer_limit: usize,
     /// Milliseconds of quiet after a membership change before data moves.
     #[arg(long, env = "HIVE_REBALANCE_DEBOUNCE_MS", default_value_t = 500)]
     pub rebalance_debounce_ms: u64,
@@ -214,6 +222,21 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
+/// Parses `--output-buffer-limit`: a size of at least
+/// [`crate::MIN_MAX_OUTPUT_BUFFER`].
+fn parse_output_limit(text: &str) -> Result<usize, String> {
+    let size = parse_size(text)?;
+    usize::try_from(size)
+        .ok()
+        .filter(|size| *size >= crate::MIN_MAX_OUTPUT_BUFFER)
+        .ok_or_else(|| {
+            format!(
+                "{text:?} is not a size from {} bytes (1MiB) up",
+                crate::MIN_MAX_OUTPUT_BUFFER
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,5 +287,18 @@ mod tests {
         let options = Options::parse_from(["hived"]);
         assert_eq!(options.node_config().mode, hive::Mode::Standalone);
         assert_eq!(options.resp, "127.0.0.1:6380".parse().unwrap());
+    }
+
+    #[test]
+    fn the_output_buffer_limit_defaults_to_1gib_and_refuses_tiny_sizes() {
+        let options = Options::parse_from(["hived"]);
+        assert_eq!(
+            options.output_buffer_limit,
+            crate::DEFAULT_MAX_OUTPUT_BUFFER
+        );
+        let options = Options::parse_from(["hived", "--output-buffer-limit", "16MiB"]);
+        assert_eq!(options.output_buffer_limit, 16 << 20);
+        assert!(Options::try_parse_from(["hived", "--output-buffer-limit", "0"]).is_err());
+        assert!(Options::try_parse_from(["hived", "--output-buffer-limit", "64KiB"]).is_err());
     }
 }

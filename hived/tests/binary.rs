@@ -1,6 +1,6 @@
 //! The `hived` binary as an operator runs it: options from a TOML file,
 //! JSON logs, `--help`, a clean exit on SIGTERM, the Prometheus endpoint, and
-//! memory that claimed lengths cannot inflate.
+//! memory that neither claimed lengths nor unread replies can inflate.
 
 mod support;
 
@@ -79,11 +79,12 @@ fn help_lists_every_option_with_its_variable() {
         "--log-format",
         "--requirepass",
         "--metrics",
+        "--output-buffer-limit",
     ] {
         assert!(help.contains(option), "{option} missing from --help");
     }
     assert!(
-        help.contains("HIVE_RESP"),
+        help.contains("HIVE_RESP") && help.contains("HIVE_OUTPUT_BUFFER_LIMIT"),
         "environment variables are listed"
     );
 }
@@ -218,4 +219,127 @@ fn claimed_lengths_are_not_allocated_before_their_bytes_arrive() {
         "virtual memory grew from {before} KiB to {after} KiB for 2.4 GiB of claims"
     );
     drop(claims);
+}
+
+/// Reads a number from an `INFO` reply.
+fn info_field(client: &mut Client, section: &str, field: &str) -> u64 {
+    let Value::Bulk(Some(info)) = client.call(&["INFO", section]) else {
+        panic!("INFO answers a bulk string");
+    };
+    let info = String::from_utf8(info).expect("INFO is text");
+    info.lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}:\n{info}"))
+}
+
+// The issue: 64 pipelined GETs of 64 MiB values buffered 4 GB in the server.
+// A cluster member runs a pipeline's GETs on distinct keys together, and it
+// queued all their replies before writing any. Queued replies are now written
+// from 64 KiB on, the next commands wait for the socket, and a reply over
+// `--output-buffer-limit` costs the client its connection instead of memory.
+#[test]
+fn replies_queued_for_a_client_stay_bounded() {
+    let resp = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_hived"))
+        .args(["--resp", &format!("127.0.0.1:{resp}"), "--log", "error"])
+        .args(["--cluster", "--bind", "127.0.0.1", "--port", "0"])
+        .args(["--gossip", "local", "--output-buffer-limit", "16MiB"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hived starts");
+    // Killed however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Killed(child);
+    let addr = format!("127.0.0.1:{resp}").parse().unwrap();
+    let started = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "hived did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut control = Client::connect(addr);
+    // 64 keys of 2 MiB each.
+    const KEYS: usize = 64;
+    const VALUE: usize = 2 << 20;
+    let value = |i: usize| vec![b'a' + (i % 26) as u8; VALUE];
+    for i in 0..KEYS {
+        control.send(&[b"SET", format!("big-{i}").as_bytes(), &value(i)]);
+        assert_eq!(control.read().unwrap(), Value::Simple("OK".into()));
+    }
+    let peak_before = proc_status_kib(child.0.id(), "VmHWM:");
+
+    // Two rounds of GETs over every key, sent at once, nothing read yet.
+    let mut reader = Client::connect(addr);
+    let mut pipeline = Vec::new();
+    for _ in 0..2 {
+        for i in 0..KEYS {
+            pipeline.extend(support::encode(&[b"GET", format!("big-{i}").as_bytes()]));
+        }
+    }
+    let processed = info_field(&mut control, "stats", "total_commands_processed");
+    reader.send_raw(&pipeline).unwrap();
+    let started = Instant::now();
+    while info_field(&mut control, "stats", "total_commands_processed") <= processed + 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the pipeline did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Then read normally: every reply comes, in order.
+    for round in 0..2 {
+        for i in 0..KEYS {
+            let reply = reader.read().expect("a reply");
+            assert!(
+                reply == Value::Bulk(Some(value(i))),
+                "round {round}, key {i}: a wrong reply"
+            );
+        }
+    }
+    let grown_kib = proc_status_kib(child.0.id(), "VmHWM:").saturating_sub(peak_before);
+    assert!(
+        grown_kib < 48 << 10,
+        "the server's peak memory grew by {grown_kib} KiB serving {KEYS} replies of {VALUE} bytes \
+         per round"
+    );
+    let peak = info_field(&mut control, "clients", "hive_peak_output_buffer");
+    assert!(
+        peak <= (VALUE + (128 << 10)) as u64,
+        "{peak} bytes queued for one client at once"
+    );
+
+    // A single reply over the limit: an error, then the connection closes;
+    // the server and its other clients go on.
+    control.send(&[b"SET", b"huge", &vec![b'h'; 20 << 20]]);
+    assert_eq!(control.read().unwrap(), Value::Simple("OK".into()));
+    let mut greedy = Client::connect(addr);
+    let reply = greedy.call(&["GET", "huge"]);
+    assert!(
+        matches!(&reply, Value::Error(message) if message.contains("output buffer limit")),
+        "{reply:?}"
+    );
+    assert!(greedy.read().is_err(), "the connection is closed");
+    assert_eq!(
+        info_field(
+            &mut control,
+            "stats",
+            "client_output_buffer_limit_disconnections"
+        ),
+        1
+    );
+    assert_eq!(control.call(&["STRLEN", "huge"]), Value::Int(20 << 20));
+    assert_eq!(
+        Client::connect(addr).call(&["GET", "big-0"]),
+        Value::Bulk(Some(value(0)))
+    );
 }

@@ -4,10 +4,12 @@
 //! the return codes Redis documents), `RENAME` across types, and the shapes
 //! of the random picks; deadlines read back exactly (`EXPIRETIME`,
 //! `HPEXPIRETIME`), `ZRANK ... WITHSCORE` (7.2) and the introspection
-//! commands clients read (`INFO`, `CONFIG GET`, `CLIENT INFO`, `COMMAND LIST`).
+//! commands clients read (`INFO`, `CONFIG GET`, `CLIENT INFO`, `COMMAND LIST`),
+//! and the bound on the random picks a client can ask to repeat.
 
 mod support;
 
+use hived::ServerOptions;
 use support::{Client, Hived, Value};
 
 fn ints(values: &[i64]) -> Value {
@@ -193,6 +195,108 @@ fn random_picks_have_redis_shapes() {
     assert!(matches!(call(&mut client, "SPOP s"), Value::Bulk(Some(_))));
     assert_eq!(call(&mut client, "SCARD s"), Value::Int(2));
     assert_eq!(call(&mut client, "HRANDFIELD missing"), Value::Bulk(None));
+}
+
+/// Returns the number of elements of an array reply, failing on another.
+fn array_len(reply: Value) -> usize {
+    match reply {
+        Value::Array(Some(items)) => items.len(),
+        other => panic!("not an array: {other:?}"),
+    }
+}
+
+// The issue: `HRANDFIELD h -200000000 WITHVALUES` on a one-field hash got the
+// process OOM-killed, `SRANDMEMBER s -200000000` peaked at 14 GB and dropped
+// the connection, and `SRANDMEMBER s -9223372036854775807` panicked a worker
+// ("capacity overflow"). A negative count's reply is bounded by the output
+// buffer limit (docs/redis-compatibility.md): past it the command is refused
+// with an error, and the connection and the data stay as they were.
+#[test]
+fn random_counts_past_the_reply_limit_are_refused_and_change_nothing() {
+    let server = Hived::start();
+    let mut client = server.client();
+    call(&mut client, "HSET h f v");
+    call(&mut client, "SADD s m");
+    for line in [
+        "SRANDMEMBER s -9223372036854775807",
+        "HRANDFIELD h -9223372036854775807",
+        "HRANDFIELD h -200000000 WITHVALUES",
+        "HRANDFIELD h -200000000",
+        "SRANDMEMBER s -200000000",
+        "HRANDFIELD h -4611686018427387903 WITHVALUES",
+        // Out of Redis's own range.
+        "SRANDMEMBER s -9223372036854775808",
+        "HRANDFIELD h -9223372036854775808",
+        "HRANDFIELD h -4611686018427387904 WITHVALUES",
+        "HRANDFIELD h 4611686018427387904 WITHVALUES",
+    ] {
+        let reply = call(&mut client, line);
+        assert!(
+            matches!(&reply, Value::Error(message) if message.starts_with("ERR value is out of range")),
+            "{line}: {reply:?}"
+        );
+    }
+    assert_eq!(call(&mut client, "PING"), Value::Simple("PONG".into()));
+    assert_eq!(
+        call(&mut client, "HGETALL h"),
+        Value::Array(Some(vec![Value::bulk("f"), Value::bulk("v")]))
+    );
+    assert_eq!(
+        call(&mut client, "SMEMBERS s"),
+        Value::Array(Some(vec![Value::bulk("m")]))
+    );
+
+    // In range, the reply is Redis's: |count| picks of the only member.
+    let Value::Array(Some(picks)) = call(&mut client, "SRANDMEMBER s -100000") else {
+        panic!("SRANDMEMBER answers an array");
+    };
+    assert_eq!(picks.len(), 100_000);
+    assert!(picks.iter().all(|pick| *pick == Value::bulk("m")));
+    let Value::Array(Some(pairs)) = call(&mut client, "HRANDFIELD h -1000 WITHVALUES") else {
+        panic!("HRANDFIELD answers an array");
+    };
+    assert_eq!(pairs.len(), 2000);
+    assert!(
+        pairs
+            .chunks(2)
+            .all(|pair| pair == [Value::bulk("f"), Value::bulk("v")])
+    );
+    // A missing key has nothing to repeat, whatever the count.
+    assert_eq!(
+        array_len(call(&mut client, "SRANDMEMBER nothing -200000000")),
+        0
+    );
+    assert_eq!(
+        array_len(call(
+            &mut client,
+            "HRANDFIELD nothing -200000000 WITHVALUES"
+        )),
+        0
+    );
+    // RESP3 replies nest the pairs: bounded the same way.
+    call(&mut client, "HELLO 3");
+    assert!(matches!(
+        call(&mut client, "HRANDFIELD h -200000000 WITHVALUES"),
+        Value::Error(_)
+    ));
+    assert_eq!(
+        array_len(call(&mut client, "HRANDFIELD h -3 WITHVALUES")),
+        3
+    );
+
+    // The bound follows the server's output buffer limit.
+    let small = Hived::start_with(ServerOptions {
+        max_output_buffer: Some(1 << 20),
+        ..ServerOptions::default()
+    });
+    let mut client = small.client();
+    call(&mut client, "SADD s m");
+    assert_eq!(array_len(call(&mut client, "SRANDMEMBER s -10000")), 10_000);
+    assert!(matches!(
+        call(&mut client, "SRANDMEMBER s -100000"),
+        Value::Error(message) if message.starts_with("ERR value is out of range")
+    ));
+    assert_eq!(call(&mut client, "SCARD s"), Value::Int(1));
 }
 
 #[test]

@@ -9,8 +9,8 @@ use hive::raw::{ExpireCondition, Op, Reply};
 
 use super::keys::unexpected;
 use super::scan::{Extra, Scan};
-use super::{Args, Command, Conn, error_frame, float_arg, handler, int_arg, is, scan};
-use crate::resp::Frame;
+use super::{Args, Command, Conn, bound_reply, error_frame, float_arg, handler, int_arg, is, scan};
+use crate::resp::{Frame, Protocol, bulk_len};
 
 pub(super) static COMMANDS: &[Command] = &[
     Command {
@@ -433,7 +433,8 @@ async fn hscan(conn: &mut Conn, args: Args) -> Frame {
 }
 
 /// `HRANDFIELD key [count [WITHVALUES]]`: a positive count picks distinct
-/// fields, a negative one may repeat them, as in Redis.
+/// fields, a negative one may repeat them, as in Redis; a negative count whose
+/// reply could pass the output buffer limit is refused ([`bound_reply`]).
 async fn hrandfield(conn: &mut Conn, args: Args) -> Frame {
     let count = match args.get(2).map(|count| int_arg(count)) {
         None => None,
@@ -446,6 +447,13 @@ async fn hrandfield(conn: &mut Conn, args: Args) -> Frame {
         Some(option) if is(option, "withvalues") && args.len() == 4 => true,
         Some(_) => return Frame::err("syntax error"),
     };
+    // As Redis: with values the reply holds twice the count, which must not
+    // overflow, whatever the key holds.
+    if with_values
+        && count.is_some_and(|count| count.unsigned_abs() > (i64::MAX / 2).unsigned_abs())
+    {
+        return Frame::err("value is out of range");
+    }
     let mut pairs = match pairs(conn, &args[1]).await {
         Ok(pairs) => pairs,
         Err(refusal) => return refusal,
@@ -457,11 +465,27 @@ async fn hrandfield(conn: &mut Conn, args: Args) -> Frame {
         let pick = fastrand::usize(..pairs.len());
         return Frame::Bulk(pairs.swap_remove(pick).0);
     };
-    let picked = pick(pairs, count);
+    let resp3 = conn.protocol == Protocol::Resp3;
+    let largest = |side: fn(&(Bytes, Bytes)) -> usize| pairs.iter().map(side).max().unwrap_or(0);
+    let mut element = bulk_len(largest(|(field, _)| field.len()))
+        .saturating_add(std::mem::size_of::<(Bytes, Bytes)>());
+    if with_values {
+        // The value's bulk and frame, and in RESP3 a two-element array.
+        element = element
+            .saturating_add(bulk_len(largest(|(_, value)| value.len())))
+            .saturating_add(std::mem::size_of::<Frame>());
+        if resp3 {
+            element = element.saturating_add(4 + std::mem::size_of::<Frame>());
+        }
+    }
+    let picked = match pick(pairs, count, |wanted| bound_reply(conn, wanted, element)) {
+        Ok(picked) => picked,
+        Err(refusal) => return refusal,
+    };
     if !with_values {
         return Frame::bulks(picked.into_iter().map(|(field, _)| field));
     }
-    if conn.protocol == crate::resp::Protocol::Resp3 {
+    if resp3 {
         return Frame::Array(
             picked
                 .into_iter()
@@ -472,21 +496,28 @@ async fn hrandfield(conn: &mut Conn, args: Args) -> Frame {
     Frame::bulks(picked.into_iter().flat_map(|(field, value)| [field, value]))
 }
 
-/// Picks `count` random items: distinct if positive, with repeats if
-/// negative (Redis's `HRANDFIELD`/`SRANDMEMBER` rule).
-pub(super) fn pick<T: Clone>(mut items: Vec<T>, count: i64) -> Vec<T> {
+/// Picks random items for a count the client chose (Redis's
+/// `HRANDFIELD`/`SRANDMEMBER` rule): distinct if positive, so at most all of
+/// them; with repeats if negative, so exactly `|count|` of them, once `bound`
+/// has accepted that many (it is asked before anything is allocated, and its
+/// refusal is returned).
+pub(super) fn pick<T: Clone>(
+    mut items: Vec<T>,
+    count: i64,
+    bound: impl FnOnce(u64) -> Result<usize, Frame>,
+) -> Result<Vec<T>, Frame> {
     if items.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    let wanted = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
     if count < 0 {
-        return (0..wanted)
+        let wanted = bound(count.unsigned_abs())?;
+        return Ok((0..wanted)
             .map(|_| items[fastrand::usize(..items.len())].clone())
-            .collect();
+            .collect());
     }
     fastrand::shuffle(&mut items);
-    items.truncate(wanted);
-    items
+    items.truncate(usize::try_from(count).unwrap_or(usize::MAX));
+    Ok(items)
 }
 
 /// Parses `FIELDS numfields field ...` from `args[at..]`.

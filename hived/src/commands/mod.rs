@@ -81,6 +81,10 @@ pub(crate) struct Shared {
     /// True for a cluster member: commands may wait on other nodes, so a
     /// pipeline's commands on distinct keys run concurrently.
     pub clustered: bool,
+    /// Most reply bytes a connection may have queued (`--output-buffer-limit`):
+    /// larger replies cost the client its connection, and random picks
+    /// that could be larger are refused up front ([`bound_reply`]).
+    pub max_output_buffer: usize,
 }
 
 /// Server-wide counters for `INFO`'s clients and stats sections.
@@ -92,6 +96,10 @@ pub(crate) struct Stats {
     pub connected_clients: AtomicU64,
     pub connections_received: AtomicU64,
     pub commands_processed: AtomicU64,
+    /// The most reply bytes any connection has had queued at once.
+    pub peak_output_buffer: AtomicU64,
+    /// Clients disconnected for a reply over the output buffer limit.
+    pub output_limit_disconnections: AtomicU64,
 }
 
 impl Stats {
@@ -102,6 +110,8 @@ impl Stats {
             connected_clients: AtomicU64::new(0),
             connections_received: AtomicU64::new(0),
             commands_processed: AtomicU64::new(0),
+            peak_output_buffer: AtomicU64::new(0),
+            output_limit_disconnections: AtomicU64::new(0),
         }
     }
 }
@@ -295,13 +305,40 @@ pub(crate) fn error_frame(err: &Error) -> Frame {
         Error::CapacityExceeded => {
             Frame::Error("OOM command not allowed when used memory > 'maxmemory'.".into())
         }
+        // Surely not run: clients retry TRYAGAIN on their own.
         Error::Unavailable(reason) => Frame::Error(format!("TRYAGAIN {reason}")),
+        // May have run: a prefix no client retries, so an INCR never counts twice.
+        Error::Indeterminate(reason) => Frame::Error(format!("INDETERMINATE {reason}")),
         Error::ShuttingDown => Frame::err("the server is shutting down"),
         Error::NotFound => Frame::err("no such key"),
         Error::InvalidArgument(message) | Error::Codec(message) => Frame::err(message),
         // `hive::Error` is non-exhaustive: a kind added later still gets a reply.
         other => Frame::err(other),
     }
+}
+
+/// In-memory bytes of one reply element besides its encoding: the reply is
+/// built as frames before it is encoded.
+const FRAME_BYTES: usize = std::mem::size_of::<Frame>();
+
+/// Checks, before anything is allocated for it, a reply of `count` elements
+/// of at most `element` encoded bytes each, for commands whose client picks
+/// the count (random picks that may repeat): refused, with nothing changed,
+/// if its encoding plus its frames could pass the connection's output buffer
+/// limit. Redis would send it; `hived` would only drop the client over it.
+pub(crate) fn bound_reply(conn: &Conn, count: u64, element: usize) -> Result<usize, Frame> {
+    let limit = conn.shared.max_output_buffer;
+    let per_element = u64::try_from(element.saturating_add(FRAME_BYTES)).unwrap_or(u64::MAX);
+    count
+        .checked_mul(per_element)
+        .filter(|bytes| *bytes <= u64::try_from(limit).unwrap_or(u64::MAX))
+        .and_then(|_| usize::try_from(count).ok())
+        .ok_or_else(|| {
+            Frame::err(format!(
+                "value is out of range: a reply of {count} elements could exceed the client \
+                 output buffer limit of {limit} bytes"
+            ))
+        })
 }
 
 /// Parses an integer argument as Redis does.

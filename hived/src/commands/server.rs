@@ -144,9 +144,12 @@ async fn info(conn: &mut Conn, args: Args) -> Frame {
         ));
     }
     if wanted("clients") {
+        // Hive's own: the most reply bytes one connection has had queued
+        // (bounded by back-pressure and --output-buffer-limit).
         out.push_str(&format!(
-            "# Clients\r\nconnected_clients:{}\r\n\r\n",
-            stats.connected_clients.load(Ordering::Relaxed)
+            "# Clients\r\nconnected_clients:{}\r\nhive_peak_output_buffer:{}\r\n\r\n",
+            stats.connected_clients.load(Ordering::Relaxed),
+            stats.peak_output_buffer.load(Ordering::Relaxed),
         ));
     }
     if wanted("memory") {
@@ -158,9 +161,10 @@ async fn info(conn: &mut Conn, args: Args) -> Frame {
     if wanted("stats") {
         out.push_str(&format!(
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
-             hive_peer_rpc_errors:{}\r\n\r\n",
+             client_output_buffer_limit_disconnections:{}\r\nhive_peer_rpc_errors:{}\r\n\r\n",
             stats.connections_received.load(Ordering::Relaxed),
             stats.commands_processed.load(Ordering::Relaxed),
+            stats.output_limit_disconnections.load(Ordering::Relaxed),
             status.peer_rpc_errors,
         ));
     }

@@ -14,8 +14,8 @@ use hive::raw::{Op, Reply};
 use super::hashes::pick;
 use super::keys::unexpected;
 use super::scan::{Extra, Scan};
-use super::{Args, Command, Conn, error_frame, handler, int_arg, scan};
-use crate::resp::Frame;
+use super::{Args, Command, Conn, bound_reply, error_frame, handler, int_arg, scan};
+use crate::resp::{Frame, bulk_len};
 
 pub(super) static COMMANDS: &[Command] = &[
     Command {
@@ -295,6 +295,9 @@ async fn spop(conn: &mut Conn, args: Args) -> Frame {
     }
 }
 
+/// `SRANDMEMBER key [count]`: a positive count picks distinct members, a
+/// negative one may repeat them, as in Redis; a negative count whose reply
+/// could pass the output buffer limit is refused ([`bound_reply`]).
 async fn srandmember(conn: &mut Conn, args: Args) -> Frame {
     let count = match count_arg(&args) {
         Ok(count) => count,
@@ -307,10 +310,18 @@ async fn srandmember(conn: &mut Conn, args: Args) -> Frame {
         Ok(members) => members,
         Err(refusal) => return refusal,
     };
-    match count {
-        None if members.is_empty() => Frame::Null,
-        None => Frame::Bulk(members[fastrand::usize(..members.len())].clone()),
-        Some(count) => Frame::bulks(pick(members, count)),
+    let Some(count) = count else {
+        return if members.is_empty() {
+            Frame::Null
+        } else {
+            Frame::Bulk(members[fastrand::usize(..members.len())].clone())
+        };
+    };
+    let largest = members.iter().map(Bytes::len).max().unwrap_or(0);
+    let element = bulk_len(largest).saturating_add(std::mem::size_of::<Bytes>());
+    match pick(members, count, |wanted| bound_reply(conn, wanted, element)) {
+        Ok(picked) => Frame::bulks(picked),
+        Err(refusal) => refusal,
     }
 }
 

@@ -5,5 +5,6 @@
 mod parse;
 mod reply;
 
-pub use parse::{Limits, ProtocolError, encode_request, parse};
+pub use parse::{Limits, Parser, ProtocolError, encode_request, parse};
+pub(crate) use reply::bulk_len;
 pub use reply::{Frame, Protocol, format_double};

@@ -70,6 +70,40 @@ impl Frame {
         matches!(self, Frame::Error(_))
     }
 
+    /// Returns how many bytes [`Frame::write`] appends for this frame in
+    /// `protocol`, without encoding it (a reply's size is checked against the
+    /// connection's output limit before it is copied into the output buffer).
+    pub fn encoded_len(&self, protocol: Protocol) -> usize {
+        let resp3 = protocol == Protocol::Resp3;
+        let items = |items: &[Frame]| {
+            items.iter().fold(0usize, |sum, item| {
+                sum.saturating_add(item.encoded_len(protocol))
+            })
+        };
+        match self {
+            // An error's line breaks become spaces: the same length.
+            Frame::Simple(text) => text.len() + 3,
+            Frame::Error(text) => text.len() + 3,
+            Frame::Integer(n) => decimal_len(n.unsigned_abs()) + usize::from(*n < 0) + 3,
+            Frame::Bulk(bytes) => bulk_len(bytes.len()),
+            Frame::Double(value) if resp3 => format_double(*value).len() + 3,
+            Frame::Double(value) => bulk_len(format_double(*value).len()),
+            Frame::Null | Frame::NullArray if resp3 => 3,
+            Frame::Null | Frame::NullArray => 5,
+            Frame::Array(list) | Frame::Set(list) => {
+                header_len(list.len()).saturating_add(items(list))
+            }
+            Frame::Map(pairs) => {
+                let count = if resp3 { pairs.len() } else { pairs.len() * 2 };
+                pairs.iter().fold(header_len(count), |sum, (key, value)| {
+                    sum.saturating_add(key.encoded_len(protocol))
+                        .saturating_add(value.encoded_len(protocol))
+                })
+            }
+            Frame::Bool(_) => 4,
+        }
+    }
+
     /// Appends the encoding of this frame in `protocol` to `out`.
     pub fn write(&self, out: &mut BytesMut, protocol: Protocol) {
         let resp3 = protocol == Protocol::Resp3;
@@ -155,6 +189,21 @@ fn trim_zeros(number: &str) -> &str {
     }
 }
 
+/// Digits of `n` in decimal.
+fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
+}
+
+/// Bytes of an aggregate's header line (`*3\r\n`).
+fn header_len(len: usize) -> usize {
+    decimal_len(len as u64) + 3
+}
+
+/// Bytes of a bulk string of `len` bytes, header included.
+pub(crate) fn bulk_len(len: usize) -> usize {
+    header_len(len).saturating_add(len).saturating_add(2)
+}
+
 fn line(out: &mut BytesMut, kind: u8, text: &[u8]) {
     out.reserve(text.len() + 3);
     out.put_u8(kind);
@@ -202,6 +251,43 @@ mod tests {
             encoded(&Frame::Error("ERR a\r\nb".into()), Protocol::Resp2),
             b"-ERR a  b\r\n"
         );
+    }
+
+    #[test]
+    fn encoded_len_is_what_write_appends() {
+        let frames = [
+            Frame::OK,
+            Frame::Error("ERR a\r\nb".into()),
+            Frame::Integer(0),
+            Frame::Integer(9),
+            Frame::Integer(10),
+            Frame::Integer(-1234),
+            Frame::Integer(i64::MIN),
+            Frame::Integer(i64::MAX),
+            Frame::bulk(""),
+            Frame::bulk(vec![b'x'; 1000]),
+            Frame::Double(0.1),
+            Frame::Double(f64::NEG_INFINITY),
+            Frame::Null,
+            Frame::NullArray,
+            Frame::Bool(true),
+            Frame::Array(vec![Frame::Integer(1); 12]),
+            Frame::Set(vec![Frame::bulk("a"), Frame::Null]),
+            Frame::Map(vec![
+                (Frame::bulk("a"), Frame::Array(vec![Frame::Double(1.5)])),
+                (Frame::bulk("b"), Frame::Bool(false)),
+            ]),
+            Frame::Array(Vec::new()),
+        ];
+        for frame in &frames {
+            for protocol in [Protocol::Resp2, Protocol::Resp3] {
+                assert_eq!(
+                    frame.encoded_len(protocol),
+                    encoded(frame, protocol).len(),
+                    "{frame:?} in {protocol:?}"
+                );
+            }
+        }
     }
 
     #[test]
