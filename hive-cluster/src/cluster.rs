@@ -149,6 +149,7 @@ impl Cluster {
         shared.settled_epoch.store(view.epoch(), Ordering::Release);
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
+        shared.watch_pauses(config.preset.failure_detection());
         tasks.spawn(drive(
             shared.clone(),
             roster.clone(),
@@ -526,6 +527,9 @@ async fn drive(
                     confirming = None;
                     last_beat = tokio::time::Instant::now();
                 }
+                // Only now: until the new incarnation took over, operations
+                // on this node's keys wait (`Route::Paused`).
+                shared.beat();
             }
             // Housekeeping while idle: copies left behind (a drop that found
             // a newer write, a replica written by a primary on an older view)

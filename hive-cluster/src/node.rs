@@ -57,6 +57,9 @@ enum Route<'v> {
     /// running it, to a new primary, which starts once every member sees the
     /// move.
     HandingOver,
+    /// Nowhere for now: this node, the key's primary, was just paused for
+    /// long enough to have been declared failed, and has not rejoined yet.
+    Paused,
     /// Nowhere: no alive member owns the key.
     Nobody,
 }
@@ -119,6 +122,13 @@ pub(crate) struct Shared<C: PeerClient> {
     stopping: AtomicBool,
     /// Key copies still to send in the current rebalance.
     pub(crate) rebalance_pending: AtomicU64,
+    /// Monotonic base of `last_beat_ms`.
+    clock_base: Instant,
+    /// When the driver last beat, in ms since `clock_base`.
+    last_beat_ms: AtomicU64,
+    /// A driver silent this long means the process was paused (0: not
+    /// watched, as when no driver runs).
+    away_after_ms: AtomicU64,
     /// Set when a replica arrived for a key this node does not own (a write
     /// made while its primary remembered earlier views): the driver soon runs
     /// a housekeeping pass that moves such copies to the owners.
@@ -159,6 +169,9 @@ impl<C: PeerClient> Shared<C> {
             stopping: AtomicBool::new(false),
             rebalance_pending: AtomicU64::new(0),
             leftovers: AtomicBool::new(false),
+            clock_base: Instant::now(),
+            last_beat_ms: AtomicU64::new(0),
+            away_after_ms: AtomicU64::new(0),
             peer_errors: AtomicU64::new(0),
             settled_epoch: AtomicU64::new(0),
             changes: tokio::sync::watch::Sender::new(0),
@@ -219,9 +232,37 @@ impl<C: PeerClient> Shared<C> {
         };
         match (*acting == self.id, *primary == self.id) {
             (false, _) => Route::Peer(acting),
+            (true, true) if self.seems_paused() => Route::Paused,
             (true, true) => Route::Here,
             (true, false) => Route::HandingOver,
         }
+    }
+
+    /// Starts watching for pauses of this process: from now on, if the driver
+    /// has not beaten ([`Shared::beat`]) for `away_after`, this node runs no
+    /// key until it has rejoined as a new incarnation.
+    pub(crate) fn watch_pauses(&self, away_after: Duration) {
+        self.beat();
+        let away_ms = u64::try_from(away_after.as_millis()).unwrap_or(u64::MAX);
+        self.away_after_ms.store(away_ms.max(1), Ordering::Release);
+    }
+
+    /// Notes that the driver is running now.
+    pub(crate) fn beat(&self) {
+        let now = self.clock_base.elapsed().as_millis() as u64;
+        self.last_beat_ms.store(now, Ordering::Release);
+    }
+
+    /// Returns true if the driver last beat longer ago than a pause peers
+    /// would take for a failure: whatever this node holds may be out of date
+    /// (the driver is about to rejoin as a new incarnation).
+    fn seems_paused(&self) -> bool {
+        let away = self.away_after_ms.load(Ordering::Acquire);
+        if away == 0 {
+            return false;
+        }
+        let now = self.clock_base.elapsed().as_millis() as u64;
+        now.saturating_sub(self.last_beat_ms.load(Ordering::Acquire)) >= away
     }
 
     /// Makes `view` current; the one it replaces is remembered for catching up.
@@ -357,6 +398,9 @@ impl<C: PeerClient> Shared<C> {
                     .map_err(Failure::from),
                 Route::HandingOver => Err(Failure::Retry(
                     "the key is being handed over to its new primary".into(),
+                )),
+                Route::Paused => Err(Failure::Retry(
+                    "this node was paused and is rejoining the cluster".into(),
                 )),
             };
             match attempt {

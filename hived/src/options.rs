@@ -74,6 +74,11 @@ pub struct Options {
     /// Milliseconds of quiet after a membership change before data moves.
     #[arg(long, env = "HIVE_REBALANCE_DEBOUNCE_MS", default_value_t = 500)]
     pub rebalance_debounce_ms: u64,
+    /// Milliseconds a deleted or expired key's tombstone is kept once every
+    /// member has settled (none is kept shorter while a member is away);
+    /// must exceed --rebalance-debounce-ms.
+    #[arg(long, env = "HIVE_TOMBSTONE_RETENTION_MS", default_value_t = 120_000)]
+    pub tombstone_retention_ms: u64,
 }
 
 impl Options {
@@ -170,6 +175,7 @@ impl Options {
                 hive::GossipPreset::Lan
             },
             rebalance_debounce: Duration::from_millis(self.rebalance_debounce_ms),
+            tombstone_retention: Duration::from_millis(self.tombstone_retention_ms),
             ..hive::Config::default()
         }
     }

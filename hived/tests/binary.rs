@@ -80,6 +80,7 @@ fn help_lists_every_option_with_its_variable() {
         "--requirepass",
         "--metrics",
         "--output-buffer-limit",
+        "--tombstone-retention-ms",
     ] {
         assert!(help.contains(option), "{option} missing from --help");
     }
@@ -138,6 +139,7 @@ fn metrics_count_commands_by_result_and_report_the_node() {
         "hive_command_duration_seconds_bucket{command=\"get\",le=\"1\"} 1",
         "hive_members{state=\"alive\"} 1",
         "hive_rebalance_pending_keys 0",
+        "hive_tombstones 0",
         "hive_peer_rpc_errors 0",
         "hive_memory_bytes ",
     ] {

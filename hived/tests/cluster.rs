@@ -191,3 +191,112 @@ fn a_three_process_cluster_serves_every_key_everywhere_and_survives_kill_and_sto
         );
     }
 }
+
+/// Sends `signal` (`STOP`, `CONT`) to `node`'s process.
+fn signal(node: &Process, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &node.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal}");
+}
+
+/// Returns `INFO memory`'s `hive_tombstones` through `node`.
+fn tombstones(node: &Process) -> i64 {
+    let Value::Bulk(Some(info)) = node.client().call(&["INFO", "memory"]) else {
+        panic!("INFO answers a bulk string");
+    };
+    String::from_utf8(info)
+        .expect("utf-8")
+        .lines()
+        .find_map(|line| line.strip_prefix("hive_tombstones:"))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("INFO memory reports hive_tombstones")
+}
+
+// Spec: cluster.md G5 — a delete sticks across any pause shorter than
+// reconnect_timeout. A member is paused (SIGSTOP) until the others declare it
+// failed, its keys are deleted meanwhile and kept deleted for ten tombstone
+// retentions, then it resumes: it must neither answer the deleted keys nor
+// let a write bring their old fields back. Before, tombstones went a
+// retention after the delete, and the resumed member served its old copies.
+#[test]
+fn keys_deleted_while_a_member_was_paused_stay_deleted_after_it_resumes() {
+    let retention = ["--tombstone-retention-ms", "300"];
+    let first = Process::start_with(None, &retention);
+    let second = Process::start_with(Some(first.gossip), &retention);
+    let third = Process::start_with(Some(first.gossip), &retention);
+    for node in [&first, &second, &third] {
+        node.wait_for(3);
+    }
+    let keys: Vec<String> = (0..60).map(|i| format!("h{i}")).collect();
+    let mut writer = first.client();
+    for key in &keys {
+        assert_eq!(writer.call(&["HSET", key, "old", "x"]), Value::Int(1));
+    }
+
+    signal(&third, "STOP");
+    for node in [&first, &second] {
+        node.wait_for(2);
+    }
+    for key in &keys {
+        assert_eq!(read(&first, &["DEL", key]), Value::Int(1), "{key}");
+    }
+    // Ten retentions pass while the member is away: every tombstone stays.
+    let held = tombstones(&first) + tombstones(&second);
+    assert!(
+        held >= keys.len() as i64,
+        "{held} tombstones for {} deletes",
+        keys.len()
+    );
+    let watch_until = Instant::now() + Duration::from_millis(3_000);
+    while Instant::now() < watch_until {
+        assert_eq!(
+            tombstones(&first) + tombstones(&second),
+            held,
+            "a tombstone went while a member was away"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    signal(&third, "CONT");
+    // From the moment it resumes, through every node, until all settled:
+    // the deleted keys stay deleted, and a write through the resumed member
+    // starts them afresh.
+    let mut through_third = third.client();
+    for key in &keys[..20] {
+        let started = Instant::now();
+        loop {
+            match through_third.call(&["HSET", key, "new", "y"]) {
+                Value::Int(1) => break,
+                Value::Error(e) if e.starts_with("TRYAGAIN") && started.elapsed() < DEADLINE => {
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                other => panic!("HSET {key} through the resumed member: {other:?}"),
+            }
+        }
+    }
+    let settled = |node: &Process| node.view() == (3, 0);
+    let started = Instant::now();
+    loop {
+        let all_settled = [&first, &second, &third].iter().all(|node| settled(node));
+        for node in [&first, &second, &third] {
+            for (i, key) in keys.iter().enumerate() {
+                let fields = read(node, &["HKEYS", key]);
+                let expected = if i < 20 {
+                    Value::Array(Some(vec![Value::bulk("new")]))
+                } else {
+                    Value::Array(Some(vec![]))
+                };
+                assert_eq!(fields, expected, "{key} through {}", node.resp);
+            }
+        }
+        if all_settled {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the cluster did not settle after the resume"
+        );
+    }
+}

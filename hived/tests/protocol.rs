@@ -248,6 +248,7 @@ fn hive_status_dbsize_and_info_describe_the_node() {
             .map(|pair| pair[1].clone())
     };
     assert_eq!(field("keys"), Some(Value::Int(2)));
+    assert_eq!(field("tombstones"), Some(Value::Int(0)));
     assert_eq!(field("replication_factor"), Some(Value::Int(1)));
     let Some(Value::Array(Some(members))) = field("members") else {
         panic!("members listed");

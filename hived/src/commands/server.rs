@@ -88,6 +88,7 @@ async fn status(conn: &mut Conn, _: Args) -> Frame {
         ),
         (text("keys"), Frame::count(status.keys)),
         (text("memory_bytes"), Frame::count(status.memory_bytes)),
+        (text("tombstones"), Frame::count(status.tombstones)),
         (
             text("rebalance_pending"),
             Frame::count(status.rebalance_pending),
@@ -154,8 +155,8 @@ async fn info(conn: &mut Conn, args: Args) -> Frame {
     }
     if wanted("memory") {
         out.push_str(&format!(
-            "# Memory\r\nused_memory:{}\r\n\r\n",
-            status.memory_bytes
+            "# Memory\r\nused_memory:{}\r\nhive_tombstones:{}\r\n\r\n",
+            status.memory_bytes, status.tombstones
         ));
     }
     if wanted("stats") {

@@ -283,6 +283,11 @@ pub(crate) struct Process {
 impl Process {
     /// Starts a member, joining `seed` (a gossip port) if given.
     pub(crate) fn start(seed: Option<u16>) -> Process {
+        Process::start_with(seed, &[])
+    }
+
+    /// [`Process::start`] with `extra` arguments.
+    pub(crate) fn start_with(seed: Option<u16>, extra: &[&str]) -> Process {
         let (resp_port, gossip) = (free_port(), free_port());
         let resp = SocketAddr::from(([127, 0, 0, 1], resp_port));
         let mut command = Command::new(env!("CARGO_BIN_EXE_hived"));
@@ -297,6 +302,7 @@ impl Process {
             .args(["--port", &gossip.to_string(), "--gossip", "local"])
             .args(["--replication-factor", "2", "--rebalance-debounce-ms", "50"])
             .args(["--log", "error"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if let Some(seed) = seed {
