@@ -435,6 +435,7 @@ mod tests {
                 sequence: batch.sequence,
                 applied: 0,
                 error: None,
+                rejected: Vec::new(),
             })
         }
         async fn status(&self) -> Result<PeerStatus, RemoteError> {

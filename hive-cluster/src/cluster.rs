@@ -13,6 +13,7 @@ use bytes::Bytes;
 use futures::future::join_all;
 use hive_membership::{
     Events, MemberInfo, MemberState, Membership, MembershipConfig, MembershipEvent, NodeMeta,
+    SizeLimits,
 };
 use hive_store::{Kind, Op, Reply, Store};
 use hive_transport::{GrpcClient, GrpcServer, PROTOCOL_VERSION, TransportOptions};
@@ -113,6 +114,7 @@ impl Cluster {
             replication_factor: u32::try_from(replication_factor).unwrap_or(u32::MAX),
             protocol_version: PROTOCOL_VERSION,
             incarnation: new_incarnation(),
+            size_limits: size_limits(shared.store.limits()),
         };
         let mut membership_config =
             MembershipConfig::new(config.node_id.clone(), config.gossip_bind, meta);
@@ -289,6 +291,14 @@ impl Cluster {
     /// did not confirm, since it started.
     pub fn peer_errors(&self) -> u64 {
         self.shared.peer_errors.load(Ordering::Relaxed)
+    }
+
+    /// Returns how many key copies receivers refused one by one in
+    /// rebalances since start (over their size limits, undecodable, past
+    /// their memory limit): each stays on this node and is reported, rather
+    /// than sent again in a loop.
+    pub fn transfer_refusals(&self) -> u64 {
+        self.shared.transfer_refusals.load(Ordering::Relaxed)
     }
 
     /// Returns the copies of keys still to send in the current rebalance.
@@ -739,6 +749,16 @@ fn report_of(member: &MemberInfo) -> MemberReport {
         rpc_addr: member.meta.rpc_addr,
         state: member.state,
         ring_share: 0.0,
+    }
+}
+
+/// Returns the size limits a node advertises: members must share them.
+fn size_limits(limits: &hive_store::Limits) -> SizeLimits {
+    let bytes = |len: usize| u64::try_from(len).unwrap_or(u64::MAX);
+    SizeLimits {
+        key: bytes(limits.max_key_len),
+        value: bytes(limits.max_value_len),
+        entry: bytes(limits.max_entry_len),
     }
 }
 

@@ -136,6 +136,10 @@ pub(crate) struct Shared<C: PeerClient> {
     /// Peer RPCs from this node that failed in transport (unreachable, timed
     /// out), and rebalance transfers a receiver did not confirm, since start.
     pub(crate) peer_errors: AtomicU64,
+    /// Key copies a receiver refused in a rebalance, one by one, since start
+    /// (over its size limits, undecodable, past its memory limit): kept here,
+    /// not sent again at once.
+    pub(crate) transfer_refusals: AtomicU64,
     /// Epoch of the last view whose rebalance finished.
     pub(crate) settled_epoch: AtomicU64,
     /// Bumped whenever the view, the settled epoch or the pending count
@@ -173,6 +177,7 @@ impl<C: PeerClient> Shared<C> {
             last_beat_ms: AtomicU64::new(0),
             away_after_ms: AtomicU64::new(0),
             peer_errors: AtomicU64::new(0),
+            transfer_refusals: AtomicU64::new(0),
             settled_epoch: AtomicU64::new(0),
             changes: tokio::sync::watch::Sender::new(0),
         }
@@ -931,20 +936,31 @@ impl<C: PeerClient> PeerHandler for Handler<C> {
         if let Some(refusal) = self.0.refusal() {
             return Err(refusal);
         }
-        let entries = batch
-            .entries
-            .into_iter()
-            .map(from_wire)
-            .collect::<Result<Vec<_>, _>>()?;
+        // Each entry stands alone: one this node cannot take (undecodable,
+        // over its limits, past its memory limit) is refused by key, and the
+        // rest of the batch is applied.
+        let mut rejected = Vec::new();
+        let mut entries = Vec::with_capacity(batch.entries.len());
+        for entry in batch.entries {
+            let key = entry.key.clone();
+            match from_wire(entry) {
+                Ok(entry) => entries.push(entry),
+                Err(err) => rejected.push((key, err)),
+            }
+        }
+        let keys: Vec<Bytes> = entries.iter().map(|entry| entry.key.clone()).collect();
         let mut applied = 0;
-        for result in self.0.store.apply_many(entries) {
-            result.map_err(|err| to_remote(&ClusterError::Store(err)))?;
-            applied += 1;
+        for (key, result) in keys.into_iter().zip(self.0.store.apply_many(entries)) {
+            match result {
+                Ok(_) => applied += 1,
+                Err(err) => rejected.push((key, to_remote(&ClusterError::Store(err)))),
+            }
         }
         Ok(TransferAck {
             sequence: batch.sequence,
             applied,
             error: None,
+            rejected,
         })
     }
 

@@ -58,11 +58,20 @@ fn start(network: &MemoryNetwork, n: u8) -> TestNode {
 }
 
 fn start_with_clock(network: &MemoryNetwork, n: u8, clock: Arc<dyn Clock>) -> TestNode {
+    start_with_store(network, n, StoreConfig::default(), clock)
+}
+
+fn start_with_store(
+    network: &MemoryNetwork,
+    n: u8,
+    config: StoreConfig,
+    clock: Arc<dyn Clock>,
+) -> TestNode {
     let store = Arc::new(Store::with_clock(
         StoreConfig {
             tombstones: true,
             node_tag: u64::from(n),
-            ..StoreConfig::default()
+            ..config
         },
         clock,
     ));
@@ -506,6 +515,72 @@ async fn a_write_during_a_join_reaches_the_owners_of_the_earlier_view_too() {
     assert_eq!(
         nodes[1].shared.store.execute(&key, Op::Get),
         Ok(Reply::Bytes(Bytes::from("during the join")))
+    );
+}
+
+#[tokio::test]
+async fn a_copy_the_receiver_refuses_stays_here_and_the_rebalance_completes() {
+    // Spec: cluster.md "Rebalancing" — a failed transfer never drops data; but
+    // one entry a receiver can never take (its limits, here a smaller value
+    // limit) must neither fail the rest of its batch nor make the rebalance
+    // retry forever (which kept the cluster from settling, so tombstones,
+    // readiness and memory release stopped for good). Before, the whole batch
+    // was refused and `rebalance::run` failed on every attempt.
+    let network = MemoryNetwork::new();
+    let small = StoreConfig {
+        limits: hive_store::Limits {
+            max_value_len: 1_000,
+            ..hive_store::Limits::default()
+        },
+        ..StoreConfig::default()
+    };
+    let nodes = [
+        start(&network, 1),
+        start_with_store(&network, 2, small, Arc::new(SystemClock)),
+    ];
+    let (alone, both) = (view_of(&[1]), view_of(&[1, 2]));
+    nodes[0].shared.set_view(alone.clone());
+    let moving: Vec<Vec<u8>> = (0..)
+        .map(|i| format!("key-{i}").into_bytes())
+        .filter(|key| both.owners(key).len() == 2)
+        .take(50)
+        .collect();
+    let big = moving[7].clone();
+    for key in &moving {
+        let value = if *key == big {
+            "x".repeat(5_000)
+        } else {
+            "small".into()
+        };
+        nodes[0]
+            .shared
+            .execute(key, set(&value))
+            .await
+            .expect("written");
+    }
+    // node-2 joins: node-1 (primary of some keys, replica of the others in
+    // the new view) sends it every key.
+    nodes[1].shared.set_view(both.clone());
+    assert_eq!(
+        rebalance::run(&nodes[0].shared, &alone, &both).await,
+        Ok(())
+    );
+    for key in &moving {
+        let there = nodes[1].shared.store.execute(key, Op::Get);
+        if *key == big {
+            assert!(there.is_err(), "the big value is refused: {there:?}");
+        } else {
+            assert_eq!(there, Ok(Reply::Bytes(Bytes::from("small"))));
+        }
+        assert!(
+            nodes[0].shared.store.export(key).unwrap().is_some(),
+            "kept on node-1"
+        );
+    }
+    assert_eq!(
+        nodes[0].shared.transfer_refusals.load(Ordering::Relaxed),
+        1,
+        "the refusal is counted"
     );
 }
 

@@ -103,20 +103,45 @@ pub(crate) async fn run<C: PeerClient>(
     }
     let finished = join_all(outbound.into_iter().map(|out| out.finish(shared, new))).await;
     let mut failed: HashSet<NodeId> = HashSet::new();
+    // Copies a receiver refused one by one: a permanent condition as far as
+    // this pass can tell (its limits, its memory), so they are kept here and
+    // reported — not a failed transfer retried in a loop, which would keep
+    // the cluster from ever settling.
+    let mut refused: HashSet<Bytes> = HashSet::new();
     for (receiver, result) in finished {
-        if let Err(reason) = result {
-            tracing::warn!(node = %shared.id, %receiver, %reason, "rebalance transfer failed; will retry");
-            shared.peer_failed();
-            failed.insert(receiver);
+        match result {
+            Ok(rejected) => {
+                if let Some((key, reason)) = rejected.first() {
+                    tracing::error!(
+                        node = %shared.id,
+                        %receiver,
+                        refused = rejected.len(),
+                        first_key = %String::from_utf8_lossy(key),
+                        %reason,
+                        "the receiver refused key copies; they stay here"
+                    );
+                }
+                shared
+                    .transfer_refusals
+                    .fetch_add(rejected.len() as u64, Ordering::Relaxed);
+                refused.extend(rejected.into_iter().map(|(key, _)| key));
+            }
+            Err(reason) => {
+                tracing::warn!(node = %shared.id, %receiver, %reason, "rebalance transfer failed; will retry");
+                shared.peer_failed();
+                failed.insert(receiver);
+            }
         }
     }
     // Drop the copies this node no longer owns whose receivers all confirmed.
     let droppable: Vec<(&Bytes, Exported)> = moves
         .iter()
         .zip(&sent)
-        .filter(|((_, arc), _)| {
+        .filter(|((key, arc), _)| {
             let plan = arcs.plan(*arc);
-            plan.drop_after && plan.send_to.iter().all(|to| !failed.contains(*to))
+            plan.drop_after
+                && plan.send_to.iter().all(|to| !failed.contains(*to))
+                && !refused.contains(key)
         })
         .filter_map(|((key, _), sent)| sent.map(|exported| (key, exported)))
         .collect();
@@ -209,19 +234,32 @@ impl Outbound {
         self.bytes = 0;
     }
 
-    /// Sends what is queued and waits for every acknowledgement.
+    /// Sends what is queued and waits for every acknowledgement; returns the
+    /// copies the receiver refused one by one, with why.
     async fn finish<C: PeerClient>(
         mut self,
         shared: &Shared<C>,
         view: &View,
-    ) -> (NodeId, Result<(), String>) {
+    ) -> (NodeId, Result<Vec<(Bytes, String)>, String>) {
         self.flush(shared, view, true).await;
         let result = match self.stream {
             Ok(stream) => match stream.finish().await {
-                Ok(acks) => match acks.into_iter().find_map(|ack| ack.error) {
-                    Some(err) => Err(err.to_string()),
-                    None => Ok(()),
-                },
+                Ok(acks) => {
+                    let mut rejected = Vec::new();
+                    let mut error = None;
+                    for ack in acks {
+                        error = error.or(ack.error);
+                        rejected.extend(
+                            ack.rejected
+                                .into_iter()
+                                .map(|(key, err)| (key, err.to_string())),
+                        );
+                    }
+                    match error {
+                        Some(err) => Err(err.to_string()),
+                        None => Ok(rejected),
+                    }
+                }
                 Err(err) => Err(err.to_string()),
             },
             Err(reason) => Err(reason),

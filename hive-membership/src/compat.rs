@@ -7,7 +7,7 @@
 use std::fmt::Display;
 
 use crate::error::MembershipError;
-use crate::meta::{NodeMeta, WireMeta};
+use crate::meta::{NodeMeta, SizeLimits, WireMeta};
 
 /// How a peer's metadata differs from ours.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +52,19 @@ pub(crate) fn check(ours: &NodeMeta, theirs: &[u8]) -> Result<(), Mismatch> {
             theirs.replication_factor,
         ));
     }
+    // A key moves between nodes whole: each must take what another holds. A
+    // node that did not advertise its limits (all 0) is not checked.
+    let unknown = SizeLimits::default();
+    if ours.size_limits != unknown
+        && theirs.size_limits != unknown
+        && theirs.size_limits != ours.size_limits
+    {
+        return Err(mismatch(
+            "size_limits",
+            ours.size_limits,
+            theirs.size_limits,
+        ));
+    }
     Ok(())
 }
 
@@ -74,6 +87,7 @@ mod tests {
             replication_factor,
             protocol_version,
             incarnation: 0,
+            size_limits: SizeLimits::default(),
         }
     }
 
@@ -98,6 +112,27 @@ mod tests {
         );
         let err = check(&meta(3, 1), &wire(meta(2, 1), false)).unwrap_err();
         assert_eq!((err.ours.as_str(), err.theirs.as_str()), ("3", "2"));
+    }
+
+    #[test]
+    fn size_limits_must_match_unless_one_side_does_not_advertise_them() {
+        let limits = |entry| SizeLimits {
+            key: 1024,
+            value: 1 << 20,
+            entry,
+        };
+        let with = |entry| NodeMeta {
+            size_limits: limits(entry),
+            ..meta(2, 1)
+        };
+        assert_eq!(check(&with(64), &wire(with(64), false)), Ok(()));
+        let err = check(&with(64), &wire(with(32), false)).unwrap_err();
+        assert_eq!(
+            (err.field, err.ours.as_str(), err.theirs.as_str()),
+            ("size_limits", "1024/1048576/64", "1024/1048576/32")
+        );
+        assert_eq!(check(&with(64), &wire(meta(2, 1), false)), Ok(()));
+        assert_eq!(check(&meta(2, 1), &wire(with(64), false)), Ok(()));
     }
 
     #[test]

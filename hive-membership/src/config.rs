@@ -179,6 +179,7 @@ mod tests {
                 replication_factor: 2,
                 protocol_version: 1,
                 incarnation: 0,
+                size_limits: crate::meta::SizeLimits::default(),
             },
         )
     }

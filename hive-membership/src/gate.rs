@@ -101,7 +101,7 @@ impl MergeDelegate for Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::WireMeta;
+    use crate::meta::{SizeLimits, WireMeta};
     use memberlist::proto::Meta;
 
     fn meta(replication_factor: u32) -> NodeMeta {
@@ -111,6 +111,7 @@ mod tests {
             replication_factor,
             protocol_version: 1,
             incarnation: 0,
+            size_limits: SizeLimits::default(),
         }
     }
 

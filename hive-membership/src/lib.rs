@@ -66,6 +66,7 @@
 //!     replication_factor: 2,
 //!     protocol_version: 1,
 //!     incarnation: 1,
+//!     size_limits: Default::default(),
 //! };
 //! let mut config = MembershipConfig::new("node-b", "127.0.0.1:0".parse().unwrap(), meta);
 //! config.seeds = vec![seed];
@@ -104,5 +105,5 @@ pub use error::{MembershipError, Result};
 pub use event::{Events, MembershipEvent};
 pub use member::{MemberInfo, MemberState};
 pub use membership::Membership;
-pub use meta::{MAX_META_SIZE, MetaError, NodeMeta};
+pub use meta::{MAX_META_SIZE, MetaError, NodeMeta, SizeLimits};
 pub use preset::Preset;

@@ -43,6 +43,47 @@ pub struct NodeMeta {
     ///
     /// [`MembershipEvent::Restarted`]: crate::MembershipEvent::Restarted
     pub incarnation: u64,
+    /// The largest key, value and entry (bytes) the node stores. A key moves
+    /// between nodes whole, so every member must take what any other holds:
+    /// a node advertising other limits is refused at join. All 0 for a node
+    /// of a release that did not advertise them (not checked).
+    pub size_limits: SizeLimits,
+}
+
+/// The size limits a node stores under ([`NodeMeta::size_limits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SizeLimits {
+    /// Longest key, in bytes.
+    pub key: u64,
+    /// Longest value or element, in bytes.
+    pub value: u64,
+    /// Most bytes one key may hold.
+    pub entry: u64,
+}
+
+impl std::fmt::Display for SizeLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.key, self.value, self.entry)
+    }
+}
+
+impl FromStr for SizeLimits {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        let mut parts = text
+            .split('/')
+            .map(|part| part.parse::<u64>().map_err(drop));
+        let limits = SizeLimits {
+            key: parts.next().ok_or(())??,
+            value: parts.next().ok_or(())??,
+            entry: parts.next().ok_or(())??,
+        };
+        match parts.next() {
+            None => Ok(limits),
+            Some(_) => Err(()),
+        }
+    }
 }
 
 /// Why metadata could not be encoded or decoded.
@@ -91,12 +132,13 @@ impl WireMeta {
     pub(crate) fn encode(&self) -> Result<Vec<u8>, MetaError> {
         let m = &self.meta;
         let text = format!(
-            "{FORMAT_TAG};rpc={};vn={};rf={};pv={};in={};lv={}",
+            "{FORMAT_TAG};rpc={};vn={};rf={};pv={};in={};sz={};lv={}",
             m.rpc_addr,
             m.vnodes,
             m.replication_factor,
             m.protocol_version,
             m.incarnation,
+            m.size_limits,
             u8::from(self.leaving)
         );
         bounded(text.into_bytes())
@@ -113,6 +155,7 @@ impl WireMeta {
         }
         let (mut rpc, mut vnodes, mut rf, mut pv, mut leaving) = (None, None, None, None, None);
         let mut incarnation = None;
+        let mut size_limits = None;
         for part in parts {
             let Some((key, value)) = part.split_once('=') else {
                 return Err(MetaError::InvalidField {
@@ -126,6 +169,7 @@ impl WireMeta {
                 "rf" => rf = Some(parse::<u32>("replication_factor", value)?),
                 "pv" => pv = Some(parse::<u32>("protocol_version", value)?),
                 "in" => incarnation = Some(parse::<u64>("incarnation", value)?),
+                "sz" => size_limits = Some(parse::<SizeLimits>("size_limits", value)?),
                 "lv" => leaving = Some(parse::<u8>("leaving", value)? != 0),
                 _ => {} // a field from a later version: ignored on purpose
             }
@@ -137,6 +181,7 @@ impl WireMeta {
                 replication_factor: rf.ok_or(MetaError::MissingField("replication_factor"))?,
                 protocol_version: pv.ok_or(MetaError::MissingField("protocol_version"))?,
                 incarnation: incarnation.unwrap_or(0),
+                size_limits: size_limits.unwrap_or_default(),
             },
             leaving: leaving.unwrap_or(false),
         })
@@ -183,6 +228,11 @@ mod tests {
                 replication_factor: 2,
                 protocol_version: 1,
                 incarnation: 0x1234_5678_9abc_def0,
+                size_limits: SizeLimits {
+                    key: 1024,
+                    value: 64 << 20,
+                    entry: 64 << 20,
+                },
             },
             leaving,
         }
@@ -209,6 +259,11 @@ mod tests {
                 replication_factor: u32::MAX,
                 protocol_version: u32::MAX,
                 incarnation: u64::MAX,
+                size_limits: SizeLimits {
+                    key: u64::MAX,
+                    value: u64::MAX,
+                    entry: u64::MAX,
+                },
             },
             leaving: true,
         };
@@ -248,6 +303,14 @@ mod tests {
             wire.meta.incarnation, 0,
             "a node that did not advertise one"
         );
+        assert_eq!(wire.meta.size_limits, SizeLimits::default());
+        assert!(matches!(
+            WireMeta::decode(b"hive1;rpc=10.0.0.1:80;vn=5;rf=3;pv=7;sz=1/2"),
+            Err(MetaError::InvalidField {
+                field: "size_limits",
+                ..
+            })
+        ));
         assert!(!wire.leaving);
     }
 

@@ -83,7 +83,7 @@ pub(crate) fn memberlist_options(config: &MembershipConfig) -> Options {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::NodeMeta;
+    use crate::meta::{NodeMeta, SizeLimits};
 
     fn config(preset: Preset) -> MembershipConfig {
         let meta = NodeMeta {
@@ -92,6 +92,7 @@ mod tests {
             replication_factor: 1,
             protocol_version: 1,
             incarnation: 0,
+            size_limits: SizeLimits::default(),
         };
         let mut config = MembershipConfig::new("n1", "127.0.0.1:0".parse().unwrap(), meta);
         config.preset = preset;

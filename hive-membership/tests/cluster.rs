@@ -25,6 +25,7 @@ fn meta(replication_factor: u32, protocol_version: u32) -> NodeMeta {
         replication_factor,
         protocol_version,
         incarnation: 1,
+        size_limits: hive_membership::SizeLimits::default(),
     }
 }
 

@@ -282,6 +282,14 @@ pub(crate) fn transfer_ack_to_pb(ack: TransferAck) -> pb::TransferAck {
         sequence: ack.sequence,
         applied: ack.applied,
         error: ack.error.map(remote_error_to_pb),
+        rejected: ack
+            .rejected
+            .into_iter()
+            .map(|(key, error)| pb::RejectedEntry {
+                key,
+                error: Some(remote_error_to_pb(error)),
+            })
+            .collect(),
     }
 }
 
@@ -291,6 +299,16 @@ pub(crate) fn transfer_ack_from_pb(ack: pb::TransferAck) -> Result<TransferAck> 
         sequence: ack.sequence,
         applied: ack.applied,
         error: ack.error.map(remote_error_from_pb).transpose()?,
+        rejected: ack
+            .rejected
+            .into_iter()
+            .map(|rejected| {
+                let error = rejected.error.ok_or_else(|| {
+                    TransportError::Protocol("a rejected entry without its error".into())
+                })?;
+                Ok((rejected.key, remote_error_from_pb(error)?))
+            })
+            .collect::<Result<_>>()?,
     })
 }
 
@@ -455,11 +473,33 @@ mod tests {
                 kind: 77,
                 message: String::new(),
             }),
+            rejected: Vec::new(),
         };
         assert!(matches!(
             transfer_ack_from_pb(ack),
             Err(TransportError::Protocol(_))
         ));
+        for error in [
+            None,
+            Some(pb::Error {
+                kind: 77,
+                message: String::new(),
+            }),
+        ] {
+            let ack = pb::TransferAck {
+                sequence: 3,
+                applied: 0,
+                error: None,
+                rejected: vec![pb::RejectedEntry {
+                    key: Bytes::from_static(b"k"),
+                    error,
+                }],
+            };
+            assert!(matches!(
+                transfer_ack_from_pb(ack),
+                Err(TransportError::Protocol(_))
+            ));
+        }
     }
 
     fn bytes() -> impl Strategy<Value = Bytes> {
@@ -554,7 +594,11 @@ mod tests {
             let wire = through_wire(&transfer_batch_to_pb(batch.clone()));
             prop_assert_eq!(transfer_batch_from_pb(wire), batch);
 
-            let ack = TransferAck { sequence, applied, error };
+            let rejected = error
+                .iter()
+                .map(|error| (Bytes::from_static(b"refused"), error.clone()))
+                .collect();
+            let ack = TransferAck { sequence, applied, error, rejected };
             let wire = through_wire(&transfer_ack_to_pb(ack.clone()));
             prop_assert_eq!(transfer_ack_from_pb(wire).unwrap(), ack);
         }

@@ -126,9 +126,13 @@ pub struct TransferAck {
     pub sequence: u64,
     /// How many of the batch's entries changed the receiver's state.
     pub applied: u32,
-    /// Set when the receiver could not apply (all of) the batch: the sender
+    /// Set when the receiver could not take the batch at all: the sender
     /// keeps the data and retries later.
     pub error: Option<RemoteError>,
+    /// Entries refused one by one (over the receiver's size limits,
+    /// undecodable, past its memory limit), by key; the batch's other
+    /// entries were applied. Final for this batch: the sender keeps its copy.
+    pub rejected: Vec<(Bytes, RemoteError)>,
 }
 
 /// Health and status of a node.

@@ -108,6 +108,7 @@ impl<H: PeerHandler> PeerService<H> {
                     sequence,
                     applied: 0,
                     error: Some(error),
+                    rejected: Vec::new(),
                 },
             };
             Some((

@@ -148,10 +148,21 @@ impl PeerHandler for TestHandler {
             return Err(RemoteError::new(ErrorKind::CapacityExceeded, "no room"));
         }
         self.batches.fetch_add(1, Ordering::SeqCst);
+        // An entry keyed "refuse" is refused alone; the others are applied.
+        let rejected: Vec<(Bytes, RemoteError)> = batch
+            .entries
+            .iter()
+            .filter(|entry| entry.key == "refuse")
+            .map(|entry| {
+                let error = RemoteError::new(ErrorKind::InvalidArgument, "over the limit");
+                (entry.key.clone(), error)
+            })
+            .collect();
         Ok(TransferAck {
             sequence: u64::MAX, // the transport overwrites it with the batch's
-            applied: u32::try_from(batch.entries.len()).unwrap_or(u32::MAX),
+            applied: u32::try_from(batch.entries.len() - rejected.len()).unwrap_or(u32::MAX),
             error: None,
+            rejected,
         })
     }
 
@@ -623,8 +634,8 @@ async fn transfer_respects_the_window<H: Harness>(mut h: H) -> Result<()> {
     h.finish().await
 }
 
-/// A batch the receiver cannot apply is acked with the error, and the stream
-/// goes on.
+/// A batch the receiver cannot apply is acked with the error, an entry it
+/// refuses alone comes back with its key and error, and the stream goes on.
 async fn transfer_error_ack_does_not_end_the_stream<H: Harness>(mut h: H) -> Result<()> {
     let handler = Arc::new(TestHandler::default());
     let addr = h
@@ -634,7 +645,9 @@ async fn transfer_error_ack_does_not_end_the_stream<H: Harness>(mut h: H) -> Res
     let mut stream = client.transfer(addr, DEADLINE).await?;
     stream.send(batch(0, false)).await?;
     stream.send(rejected_batch(1)).await?;
-    stream.send(batch(2, true)).await?;
+    let mut partly = batch(2, true);
+    partly.entries[1].key = Bytes::from_static(b"refuse");
+    stream.send(partly).await?;
     let mut acks = Vec::new();
     while let Some(ack) = stream.next_ack().await? {
         acks.push(ack);
@@ -644,16 +657,22 @@ async fn transfer_error_ack_does_not_end_the_stream<H: Harness>(mut h: H) -> Res
             sequence: 0,
             applied: 2,
             error: None,
+            rejected: Vec::new(),
         },
         TransferAck {
             sequence: 1,
             applied: 0,
             error: Some(RemoteError::new(ErrorKind::CapacityExceeded, "no room")),
+            rejected: Vec::new(),
         },
         TransferAck {
             sequence: 2,
-            applied: 2,
+            applied: 1,
             error: None,
+            rejected: vec![(
+                Bytes::from_static(b"refuse"),
+                RemoteError::new(ErrorKind::InvalidArgument, "over the limit"),
+            )],
         },
     ];
     ensure!(acks == expected, "{acks:?}");

@@ -39,6 +39,7 @@ impl PeerHandler for Echo {
             sequence: batch.sequence,
             applied: 0,
             error: None,
+            rejected: Vec::new(),
         })
     }
     async fn status(&self) -> Result<PeerStatus, RemoteError> {

@@ -197,6 +197,7 @@ impl PeerHandler for Sink {
             sequence: batch.sequence,
             applied: batch.entries.len() as u32,
             error: None,
+            rejected: Vec::new(),
         })
     }
     async fn status(&self) -> Result<PeerStatus, RemoteError> {

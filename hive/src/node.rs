@@ -214,6 +214,7 @@ impl Node {
             tombstones: self.store.tombstone_count() as u64,
             rebalance_pending: self.cluster.as_ref().map_or(0, Cluster::rebalance_pending),
             peer_rpc_errors: self.cluster.as_ref().map_or(0, Cluster::peer_errors),
+            transfer_refusals: self.cluster.as_ref().map_or(0, Cluster::transfer_refusals),
         }
     }
 

@@ -26,6 +26,11 @@ pub struct ClusterStatus {
     /// out), and rebalance transfers a receiver did not confirm, since it
     /// started; 0 in standalone mode.
     pub peer_rpc_errors: u64,
+    /// Key copies other members refused one by one in rebalances since start
+    /// (over their size limits, past their memory limit): each stays on this
+    /// node, logged, instead of being sent again in a loop; 0 in standalone
+    /// mode.
+    pub transfer_refusals: u64,
 }
 
 /// One member of the cluster as this node sees it.

@@ -65,6 +65,10 @@ pub fn serve(
     metrics::describe_gauge!("hive_members", "Members this node sees, by state.");
     metrics::describe_gauge!("hive_rebalance_pending_keys", "Keys still to move.");
     metrics::describe_gauge!(
+        "hive_transfer_refusals",
+        "Key copies other members refused in rebalances since start; they stay on this node."
+    );
+    metrics::describe_gauge!(
         "hive_tombstones",
         "Deleted or expired keys remembered so that no older copy brings them back."
     );
@@ -90,6 +94,7 @@ async fn refresh(node: Weak<Node>, stop: CancellationToken) {
         metrics::gauge!("hive_memory_bytes").set(status.memory_bytes as f64);
         metrics::gauge!("hive_rebalance_pending_keys").set(status.rebalance_pending as f64);
         metrics::gauge!("hive_tombstones").set(status.tombstones as f64);
+        metrics::gauge!("hive_transfer_refusals").set(status.transfer_refusals as f64);
         metrics::gauge!("hive_peer_rpc_errors").set(status.peer_rpc_errors as f64);
         for (state, name) in [
             (MemberState::Alive, "alive"),

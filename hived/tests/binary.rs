@@ -140,6 +140,7 @@ fn metrics_count_commands_by_result_and_report_the_node() {
         "hive_members{state=\"alive\"} 1",
         "hive_rebalance_pending_keys 0",
         "hive_tombstones 0",
+        "hive_transfer_refusals 0",
         "hive_peer_rpc_errors 0",
         "hive_memory_bytes ",
     ] {

@@ -128,10 +128,20 @@ fn transfer_messages_keep_their_field_numbers() {
             kind: pb::ErrorKind::ShuttingDown.into(),
             message: "m".to_string(),
         }),
+        rejected: vec![pb::RejectedEntry {
+            key: Bytes::from_static(b"k"),
+            error: Some(pb::Error {
+                kind: pb::ErrorKind::InvalidArgument.into(),
+                message: "n".to_string(),
+            }),
+        }],
     };
     assert_eq!(
         encoded(&ack),
-        [0x08, 6, 0x10, 7, 0x1a, 5, 0x08, 7, 0x12, 1, b'm']
+        [
+            0x08, 6, 0x10, 7, 0x1a, 5, 0x08, 7, 0x12, 1, b'm', 0x22, 10, 0x0a, 1, b'k', 0x12, 5,
+            0x08, 4, 0x12, 1, b'n'
+        ]
     );
 }
 

@@ -309,6 +309,23 @@ async fn a_node_with_another_replication_factor_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_other_size_limits_is_refused() {
+    // A key moves between nodes whole: a member that cannot take what another
+    // holds would refuse its copies in every rebalance. Refused at join.
+    let nodes = cluster(1, 2).await;
+    let smaller = Config {
+        max_value_bytes: 1 << 20,
+        ..config(&[&nodes[0]], 2)
+    };
+    let refused = Node::start(smaller).await;
+    assert!(
+        matches!(refused, Err(Error::InvalidArgument(ref message)) if message.contains("size_limits")),
+        "{refused:?}"
+    );
+    assert_eq!(nodes[0].status().members.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_seed_is_an_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_seed = listener.local_addr().unwrap();

@@ -162,11 +162,13 @@ async fn info(conn: &mut Conn, args: Args) -> Frame {
     if wanted("stats") {
         out.push_str(&format!(
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
-             client_output_buffer_limit_disconnections:{}\r\nhive_peer_rpc_errors:{}\r\n\r\n",
+             client_output_buffer_limit_disconnections:{}\r\nhive_peer_rpc_errors:{}\r\n\
+             hive_transfer_refusals:{}\r\n\r\n",
             stats.connections_received.load(Ordering::Relaxed),
             stats.commands_processed.load(Ordering::Relaxed),
             stats.output_limit_disconnections.load(Ordering::Relaxed),
             status.peer_rpc_errors,
+            status.transfer_refusals,
         ));
     }
     if wanted("keyspace") {
