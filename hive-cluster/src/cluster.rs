@@ -575,9 +575,18 @@ async fn drive(
                 }
                 // A departed member's connection and queues go; so do those
                 // of a restarted one, which lead to a process that is gone.
+                // So do those of a member that moved to another address.
                 let gone = match &event {
                     MembershipEvent::Left(id) | MembershipEvent::Failed(id) => Some(id.as_str()),
                     MembershipEvent::Restarted(member) => Some(member.id.as_str()),
+                    MembershipEvent::Updated(member)
+                        if shared
+                            .view()
+                            .peer(&member.id)
+                            .is_some_and(|peer| peer.rpc_addr != member.meta.rpc_addr) =>
+                    {
+                        Some(member.id.as_str())
+                    }
                     _ => None,
                 };
                 if let Some(id) = gone

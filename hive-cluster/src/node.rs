@@ -588,24 +588,34 @@ impl<C: PeerClient> Shared<C> {
         }
     }
 
-    /// Returns the live keys of local shard `shard` that this node is the
-    /// primary of in its view, and the number of local shards.
+    /// Returns true if this node answers for `key` in `view`: it is the key's
+    /// acting primary — during a hand-over the old primary, which still
+    /// holds the latest state, rather than the new one, which may not.
+    fn answers_for(&self, view: &View, key: &[u8]) -> bool {
+        matches!(
+            self.route(view, key),
+            Route::Here | Route::HandingOver | Route::Paused
+        )
+    }
+
+    /// Returns the live keys of local shard `shard` this node answers for
+    /// ([`Shared::answers_for`]), and the number of local shards.
     fn local_primary_keys(&self, shard: u32) -> (Vec<(Bytes, Kind)>, u32) {
         let view = self.view();
         let mut keys = self.store.shard_keys(shard as usize);
-        keys.retain(|(key, _)| view.primary(key).map(String::as_str) == Some(self.id.as_str()));
+        keys.retain(|(key, _)| self.answers_for(&view, key));
         let shards = u32::try_from(self.store.shard_count()).unwrap_or(u32::MAX);
         (keys, shards)
     }
 
-    /// Returns how many live keys this node is the primary of.
+    /// Returns how many live keys this node answers for.
     fn local_primary_count(&self) -> u64 {
         let view = self.view();
         (0..self.store.shard_count())
             .map(|shard| {
                 let keys = self.store.shard_keys(shard);
                 keys.iter()
-                    .filter(|(key, _)| view.primary(key).map(String::as_str) == Some(&self.id))
+                    .filter(|(key, _)| self.answers_for(&view, key))
                     .count() as u64
             })
             .sum()

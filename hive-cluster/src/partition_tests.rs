@@ -585,6 +585,65 @@ async fn a_copy_the_receiver_refuses_stays_here_and_the_rebalance_completes() {
 }
 
 #[tokio::test]
+async fn a_scan_during_a_hand_over_lists_every_key_once_from_its_acting_primary() {
+    // Spec: hived.md SCAN/KEYS/DBSIZE cover the whole cluster. While a join
+    // is not yet agreed, the old primary still runs (and holds) the keys
+    // moving away: it lists them, and the new primary, which may not have
+    // them yet, does not. Before, each member listed the keys it was the
+    // primary of in its view, and keys not yet moved were listed by nobody.
+    let network = MemoryNetwork::new();
+    let nodes: Vec<TestNode> = (1..=2).map(|n| start(&network, n)).collect();
+    let (alone, both) = (Arc::new(view_of(&[1])), view_of(&[1, 2]));
+    nodes[0].shared.set_view(view_of(&[1]));
+    nodes[0].shared.set_agreed(alone.clone());
+    let keys: Vec<Vec<u8>> = (0..100).map(|i| format!("key-{i}").into_bytes()).collect();
+    for key in &keys {
+        nodes[0]
+            .shared
+            .execute(key, set("v"))
+            .await
+            .expect("written");
+    }
+    for node in &nodes {
+        node.shared.set_view(both.clone());
+        node.shared.set_agreed(alone.clone());
+    }
+    assert!(
+        keys.iter()
+            .any(|key| both.primary(key).map(String::as_str) == Some("node-2")),
+        "some keys move"
+    );
+    let mut listed: Vec<Bytes> = Vec::new();
+    let mut counted = 0;
+    for node in &nodes {
+        let (found, shards) = nodes[0]
+            .shared
+            .primary_keys(&node.shared.id, 0)
+            .await
+            .expect("listed");
+        listed.extend(found.into_iter().map(|(key, _)| key));
+        for shard in 1..shards {
+            let (found, _) = nodes[0]
+                .shared
+                .primary_keys(&node.shared.id, shard)
+                .await
+                .expect("listed");
+            listed.extend(found.into_iter().map(|(key, _)| key));
+        }
+        counted += nodes[0]
+            .shared
+            .primary_count(&node.shared.id)
+            .await
+            .expect("counted");
+    }
+    listed.sort();
+    let mut expected: Vec<Bytes> = keys.iter().map(|key| Bytes::copy_from_slice(key)).collect();
+    expected.sort();
+    assert_eq!(listed, expected, "every key, once");
+    assert_eq!(counted, keys.len() as u64);
+}
+
+#[tokio::test]
 async fn failed_forwards_and_unconfirmed_transfers_count_as_peer_rpc_errors() {
     let network = MemoryNetwork::new();
     let nodes: Vec<TestNode> = (1..=2).map(|n| start(&network, n)).collect();
