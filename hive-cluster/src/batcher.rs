@@ -97,10 +97,14 @@ impl<C: PeerClient> Rpc<C> for Forward {
         ops: Vec<Operation>,
         timeout: Duration,
     ) -> Result<Vec<OperationResult>, TransportError> {
+        // The primary answers within the time this node waits, less a
+        // margin for the trip back.
+        let timeout_ms = u32::try_from((timeout - timeout / 10).as_millis()).unwrap_or(u32::MAX);
         let request = ExecuteRequest {
             from_node,
             view: 0,
             ops,
+            timeout_ms,
         };
         Ok(client.execute(peer, request, timeout).await?.results)
     }

@@ -398,7 +398,7 @@ impl<C: PeerClient> Shared<C> {
                 }
                 Route::Peer(primary) => self.forward(&view, primary, key, &op).await,
                 Route::Here => self
-                    .execute_as_primary(key, op.clone())
+                    .execute_as_primary(key, op.clone(), deadline)
                     .await
                     .map_err(Failure::from),
                 Route::HandingOver => Err(Failure::Retry(
@@ -437,9 +437,27 @@ impl<C: PeerClient> Shared<C> {
     /// state, which discards the effect of every write on the key in flight
     /// here, and each of them runs again on top of it ([`InFlight`]), so what
     /// it acknowledges is what every owner keeps, once.
-    pub(crate) async fn execute_as_primary(&self, key: &[u8], op: Op) -> Result<Reply> {
+    ///
+    /// Answers by `deadline` — the caller's, so the caller learns the outcome
+    /// rather than giving up on an unknown one: `Unavailable` if the key could
+    /// not be caught up by then (nothing ran), `Indeterminate` if a write's
+    /// replication did not finish (it ran here).
+    pub(crate) async fn execute_as_primary(
+        &self,
+        key: &[u8],
+        op: Op,
+        deadline: Instant,
+    ) -> Result<Reply> {
+        let deadline = tokio::time::Instant::from_std(deadline);
         for _ in 0..SUPERSEDED_ATTEMPTS {
-            self.catch_up(key).await?;
+            tokio::time::timeout_at(deadline, self.catch_up(key))
+                .await
+                .map_err(|_| {
+                    ClusterError::Unavailable(
+                        "the key's state could not be fetched from its earlier owners in time"
+                            .into(),
+                    )
+                })??;
             if !op.is_write() {
                 return Ok(self.store.execute(key, op)?);
             }
@@ -447,7 +465,14 @@ impl<C: PeerClient> Shared<C> {
                 .in_flight
                 .write(key, || self.store.execute(key, op.clone()));
             let reply = reply?;
-            self.replicate(key).await?;
+            tokio::time::timeout_at(deadline, self.replicate(key))
+                .await
+                .map_err(|_| {
+                    ClusterError::Indeterminate(
+                        "applied on the primary, but its replicas did not confirm it in time"
+                            .into(),
+                    )
+                })??;
             if !ticket.discarded() {
                 return Ok(reply);
             }
@@ -561,6 +586,7 @@ impl<C: PeerClient> Shared<C> {
         ExecuteRequest {
             from_node: self.id.clone(),
             view: 0,
+            timeout_ms: 0,
             ops: vec![Operation {
                 key: Bytes::copy_from_slice(key),
                 op: encode_op(&PeerOp::Fetch),
@@ -658,6 +684,7 @@ impl<C: PeerClient> Shared<C> {
         let request = ExecuteRequest {
             from_node: self.id.clone(),
             view: 0,
+            timeout_ms: 0,
             ops: vec![Operation {
                 key: Bytes::new(),
                 op: encode_op(&op),
@@ -815,7 +842,12 @@ impl<C: PeerClient> Shared<C> {
         }
     }
 
-    async fn execute_forwarded(&self, key: &[u8], op: PeerOp) -> OperationResult {
+    async fn execute_forwarded(
+        &self,
+        key: &[u8],
+        op: PeerOp,
+        deadline: Instant,
+    ) -> OperationResult {
         let op = match op {
             PeerOp::Client(op) => op,
             PeerOp::Fetch => {
@@ -839,7 +871,7 @@ impl<C: PeerClient> Shared<C> {
                 format!("{} is not the primary of this key", self.id),
             ));
         }
-        match self.execute_as_primary(key, op).await {
+        match self.execute_as_primary(key, op, deadline).await {
             Ok(reply) => Ok(encode_reply(&PeerReply::Client(reply))),
             Err(err) => Err(to_remote(&err)),
         }
@@ -907,11 +939,18 @@ impl<C: PeerClient> PeerHandler for Handler<C> {
                 format!("{} stopped", self.0.id),
             ));
         }
+        // Answer within the time the caller still waits (deadlines nest).
+        let budget = match request.timeout_ms {
+            0 => self.0.request_timeout,
+            ms => Duration::from_millis(u64::from(ms)).min(self.0.request_timeout),
+        };
+        let deadline = Instant::now() + budget;
         let runs = request.ops.into_iter().map(|operation| async move {
             match decode_op(&operation.op) {
                 Ok(op) => {
                     let read = op.is_read();
-                    (self.0.execute_forwarded(&operation.key, op).await, read)
+                    let result = self.0.execute_forwarded(&operation.key, op, deadline).await;
+                    (result, read)
                 }
                 Err(err) => (Err(err), false),
             }

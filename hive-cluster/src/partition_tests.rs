@@ -644,6 +644,43 @@ async fn a_scan_during_a_hand_over_lists_every_key_once_from_its_acting_primary(
 }
 
 #[tokio::test]
+async fn a_primary_answers_within_its_callers_deadline_so_not_run_stays_not_run() {
+    // Spec: cluster.md G1 — deadlines nest. node-2 forwards a write to the
+    // key's primary, node-1, which must first fetch the key from its earlier
+    // owner node-3 — paused. node-1 gives up before node-2 does and says the
+    // write did not run, so node-2 reports `Unavailable` (safe to retry)
+    // rather than `Indeterminate`. Before, node-1 waited as long as node-2,
+    // whose call timed out first: an outcome it could only call unknown.
+    let network = MemoryNetwork::new();
+    let nodes: Vec<TestNode> = (1..=3).map(|n| start(&network, n)).collect();
+    let (before, now) = (view_of(&[2, 3]), view_of(&[1, 2, 3]));
+    let key = (0..)
+        .map(|i| format!("key-{i}").into_bytes())
+        .find(|key| {
+            before.primary(key).map(String::as_str) == Some("node-3")
+                && now.primary(key).map(String::as_str) == Some("node-1")
+        })
+        .expect("a key moving from node-3 to node-1");
+    nodes[0].shared.set_view(before.clone());
+    for node in &nodes {
+        node.shared.set_view(now.clone());
+    }
+    network.stall(addr(3));
+    let forwarded = nodes[1].shared.execute(&key, set("v")).await;
+    network.resume(addr(3));
+    assert!(
+        matches!(forwarded, Err(ClusterError::Unavailable(_))),
+        "seed {}: {forwarded:?}",
+        network.seed()
+    );
+    assert_eq!(
+        nodes[0].shared.store.export(&key),
+        Ok(None),
+        "it did not run"
+    );
+}
+
+#[tokio::test]
 async fn failed_forwards_and_unconfirmed_transfers_count_as_peer_rpc_errors() {
     let network = MemoryNetwork::new();
     let nodes: Vec<TestNode> = (1..=2).map(|n| start(&network, n)).collect();

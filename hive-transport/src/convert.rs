@@ -103,6 +103,7 @@ pub(crate) fn execute_request_to_pb(request: ExecuteRequest) -> pb::ExecuteReque
     pb::ExecuteRequest {
         from_node: request.from_node,
         view: request.view,
+        timeout_ms: request.timeout_ms,
         ops: request
             .ops
             .into_iter()
@@ -119,6 +120,7 @@ pub(crate) fn execute_request_from_pb(request: pb::ExecuteRequest) -> ExecuteReq
     ExecuteRequest {
         from_node: request.from_node,
         view: request.view,
+        timeout_ms: request.timeout_ms,
         ops: request
             .ops
             .into_iter()
@@ -548,6 +550,7 @@ mod tests {
                 from_node,
                 view,
                 ops: ops.into_iter().map(|(key, op)| Operation { key, op }).collect(),
+                timeout_ms: view as u32,
             };
             let wire = through_wire(&execute_request_to_pb(request.clone()));
             prop_assert_eq!(execute_request_from_pb(wire), request);

@@ -52,6 +52,8 @@ const FIRST_EPHEMERAL_PORT: u16 = 49152;
 pub struct MemoryNetwork {
     /// Shared by clones.
     state: Arc<Mutex<NetworkState>>,
+    /// Woken whenever a stalled node resumes ([`MemoryNetwork::resume`]).
+    resumed: Arc<tokio::sync::Notify>,
 }
 
 /// Servers and link state.
@@ -62,6 +64,8 @@ struct NetworkState {
     cuts: HashSet<(PeerAddr, PeerAddr)>,
     /// Nodes cut from everyone.
     isolated: HashSet<PeerAddr>,
+    /// Nodes whose server takes no calls until resumed (a paused process).
+    stalled: HashSet<PeerAddr>,
     /// Source of registration ids, so a stale server handle never removes its
     /// successor.
     next_id: u64,
@@ -119,6 +123,7 @@ impl MemoryNetwork {
             servers: HashMap::new(),
             cuts: HashSet::new(),
             isolated: HashSet::new(),
+            stalled: HashSet::new(),
             next_id: 0,
             next_port: 0,
             rng: fastrand::Rng::with_seed(seed),
@@ -126,6 +131,7 @@ impl MemoryNetwork {
         };
         MemoryNetwork {
             state: Arc::new(Mutex::new(state)),
+            resumed: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -216,6 +222,30 @@ impl MemoryNetwork {
     /// cut.
     pub fn rejoin(&self, node: PeerAddr) {
         self.lock().isolated.remove(&node);
+    }
+
+    /// Stalls `node` as a paused process would be: calls to it are held,
+    /// unanswered, until [`resume`](Self::resume) (or their deadline).
+    pub fn stall(&self, node: PeerAddr) {
+        self.lock().stalled.insert(node);
+    }
+
+    /// Lets the calls held by [`stall`](Self::stall) through.
+    pub fn resume(&self, node: PeerAddr) {
+        self.lock().stalled.remove(&node);
+        self.resumed.notify_waiters();
+    }
+
+    /// Returns once `node` is not stalled.
+    pub(crate) async fn unstalled(&self, node: PeerAddr) {
+        loop {
+            // Registered before the check, so a resume in between is seen.
+            let resumed = self.resumed.notified();
+            if !self.lock().stalled.contains(&node) {
+                return;
+            }
+            resumed.await;
+        }
     }
 
     /// Restores every link.

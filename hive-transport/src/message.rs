@@ -17,6 +17,9 @@ pub struct ExecuteRequest {
     pub view: u64,
     /// The operations, run in this order.
     pub ops: Vec<Operation>,
+    /// How long the caller will still wait for the answer, in ms (0: not
+    /// said): a primary bounds its own work by it.
+    pub timeout_ms: u32,
 }
 
 /// One client operation on one key.

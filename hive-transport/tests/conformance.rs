@@ -184,6 +184,7 @@ fn request(ops: &[&str]) -> ExecuteRequest {
     ExecuteRequest {
         from_node: "caller".to_string(),
         view: 7,
+        timeout_ms: 0,
         ops: ops
             .iter()
             .enumerate()
@@ -1169,6 +1170,41 @@ mod partitions {
         cluster.network.rejoin(a);
         cluster.reaches(0, 1).await?;
         cluster.cannot_reach(1, 2).await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_stalled_node_answers_once_resumed_or_never() -> Result<()> {
+        let cluster = Arc::new(Cluster::new(2)?);
+        cluster.network.stall(cluster.addrs[1]);
+        let short = cluster.clients[0]
+            .execute(
+                cluster.addrs[1],
+                request(&["echo"]),
+                Duration::from_millis(50),
+            )
+            .await;
+        ensure!(
+            matches!(short, Err(TransportError::Timeout { .. })),
+            "{short:?}"
+        );
+        ensure!(cluster.handlers[1].executes.load(Ordering::SeqCst) == 0);
+        let call = tokio::spawn({
+            let cluster = Arc::clone(&cluster);
+            async move {
+                cluster.clients[0]
+                    .execute(cluster.addrs[1], request(&["echo"]), DEADLINE)
+                    .await
+            }
+        });
+        tokio::task::yield_now().await;
+        ensure!(
+            cluster.handlers[1].executes.load(Ordering::SeqCst) == 0,
+            "held"
+        );
+        cluster.network.resume(cluster.addrs[1]);
+        let answered = call.await?;
+        ensure!(answered.is_ok(), "{answered:?}");
         Ok(())
     }
 

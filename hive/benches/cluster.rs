@@ -140,6 +140,7 @@ fn p4_p5(c: &mut Criterion) {
     let request = ExecuteRequest {
         from_node: "bench".into(),
         view: 0,
+        timeout_ms: 0,
         ops: vec![Operation {
             key: Bytes::from(format!("bench:v:{key}")),
             op: Bytes::from(vec![1u8; 8]),

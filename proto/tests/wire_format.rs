@@ -40,11 +40,12 @@ fn execute_messages_keep_their_field_numbers() {
             key: Bytes::from_static(b"k"),
             op: Bytes::from_static(b"o"),
         }],
+        timeout_ms: 9,
     };
     assert_eq!(
         encoded(&request),
         [
-            0x0a, 1, b'n', 0x10, 5, 0x1a, 6, 0x0a, 1, b'k', 0x12, 1, b'o'
+            0x0a, 1, b'n', 0x10, 5, 0x1a, 6, 0x0a, 1, b'k', 0x12, 1, b'o', 0x20, 9
         ]
     );
 

@@ -64,6 +64,7 @@ impl MemoryClient {
     ) -> Result<T> {
         let delivered = async {
             self.network.delay().await;
+            self.network.unstalled(peer).await;
             let response = route.calls.track_future(call).await;
             self.network.delay().await;
             response
