@@ -23,8 +23,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::ClusterConfig;
 use crate::error::{ClusterError, Result};
-use crate::node::{Handler, Shared};
 use crate::rebalance;
+use crate::shared::{Handler, Shared};
 use crate::tombstones::Burials;
 use crate::view::{Peer, View};
 use crate::wire::message_limit;

@@ -9,8 +9,12 @@
 //! # Layout
 //! - [`Cluster`] (`cluster.rs`): start, the driver task (membership events →
 //!   views → debounced rebalancing), graceful shutdown, crash on drop.
-//! - `node.rs`: the read/write paths (primary executes and replicates; others
-//!   forward) and the peer handler.
+//! - `shared.rs`: what the node's tasks share — store, views, agreement,
+//!   routing — with one file per path below it: `shared/execute.rs` (run an
+//!   operation wherever its primary is, forwarding with retries),
+//!   `shared/primary.rs` (catch-up, write, replicate, adopt),
+//!   `shared/scan.rs` (keys a member answers for) and `shared/handler.rs`
+//!   (the peer handler).
 //! - `in_flight.rs`: a primary's writes in flight per key, so that adopting a
 //!   replica's newer state runs each of them again.
 //! - `tombstones.rs`: when tombstones may be dropped, aged on a monotonic
@@ -28,12 +32,12 @@ mod cluster;
 mod config;
 mod error;
 mod in_flight;
-mod node;
 #[cfg(test)]
 mod partition_tests;
 mod plan;
 mod rebalance;
 mod retry;
+mod shared;
 mod tombstones;
 mod view;
 mod wire;

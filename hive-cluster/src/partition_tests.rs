@@ -23,8 +23,8 @@ use hive_transport::{
 };
 
 use crate::error::ClusterError;
-use crate::node::{Handler, Shared};
 use crate::rebalance;
+use crate::shared::{Handler, Shared};
 use crate::view::{Peer, View};
 
 const REPLICATION: usize = 2;

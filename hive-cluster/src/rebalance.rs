@@ -19,8 +19,8 @@ use futures::future::join_all;
 use hive_store::{Exported, ExportedEntry};
 use hive_transport::{Entry, PeerClient, TransferBatch, TransferStream};
 
-use crate::node::Shared;
 use crate::plan::ArcPlans;
+use crate::shared::Shared;
 use crate::view::{NodeId, View};
 use crate::wire::to_wire;
 
