@@ -681,6 +681,61 @@ async fn a_primary_answers_within_its_callers_deadline_so_not_run_stays_not_run(
 }
 
 #[tokio::test]
+async fn a_member_out_of_reach_holds_up_only_the_keys_moving_from_it() {
+    // Spec: cluster.md G4 — a key moves to its new primary once its old
+    // primary sees the move, not once every member does. node-2 joins while
+    // node-4, alive in the views, answers no RPC: keys moving from node-1 to
+    // node-2 are served as soon as node-1 has the new view; keys moving from
+    // node-4 wait for it. Before, agreement needed every member, and node-4
+    // held up every hand-over, with no bound.
+    let network = MemoryNetwork::new();
+    let nodes: Vec<TestNode> = (1..=4).map(|n| start(&network, n)).collect();
+    let (before, after) = (view_of(&[1, 3, 4]), view_of(&[1, 2, 3, 4]));
+    let moving_from = |from: &str| {
+        (0..)
+            .map(|i| format!("key-{i}").into_bytes())
+            .find(|key| {
+                before.primary(key).map(String::as_str) == Some(from)
+                    && after.primary(key).map(String::as_str) == Some("node-2")
+                    && before.owners(key).contains(&&"node-4".to_string()) == (from == "node-4")
+            })
+            .expect("a key moving to node-2")
+    };
+    let (from_1, from_4) = (moving_from("node-1"), moving_from("node-4"));
+    for node in &nodes {
+        node.shared.set_view(before.clone());
+        node.shared.set_agreed(Arc::new(before.clone()));
+    }
+    for node in &nodes[..3] {
+        node.shared.set_view(after.clone());
+    }
+    network.isolate(addr(4));
+    let agreeing = tokio::spawn({
+        let shared = nodes[1].shared.clone();
+        let after = after.clone();
+        async move {
+            shared
+                .wait_for_members(&after, false, Duration::from_millis(10))
+                .await;
+        }
+    });
+    let served = nodes[1].shared.execute(&from_1, set("v")).await;
+    assert_eq!(
+        served.map_err(|err| err.to_string()),
+        Ok(Reply::Unit),
+        "seed {}",
+        network.seed()
+    );
+    let held = nodes[1].shared.execute(&from_4, set("v")).await;
+    assert!(
+        matches!(held, Err(ClusterError::Unavailable(_))),
+        "{held:?}"
+    );
+    assert!(!agreeing.is_finished(), "node-4 never answered");
+    agreeing.abort();
+}
+
+#[tokio::test]
 async fn failed_forwards_and_unconfirmed_transfers_count_as_peer_rpc_errors() {
     let network = MemoryNetwork::new();
     let nodes: Vec<TestNode> = (1..=2).map(|n| start(&network, n)).collect();

@@ -21,13 +21,15 @@ mod scan;
 
 pub(crate) use handler::Handler;
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::future::join_all;
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 use hive_store::Store;
 use hive_transport::{ErrorKind, PeerClient, RemoteError};
 use parking_lot::RwLock;
@@ -96,6 +98,10 @@ pub(crate) struct Shared<C: PeerClient> {
     /// Bytes of read replies one `Execute` response may carry (the message
     /// bound less [`MESSAGE_MARGIN`]); reads past it are deferred.
     reply_budget: usize,
+    /// The members seen with the current view (its digest, then their ids;
+    /// this node included): each of them has stopped running the keys that
+    /// moved away from it, so their new primaries may start.
+    acked: RwLock<(u64, HashSet<String>)>,
     /// Members declared failed: nothing to fetch from them.
     failed: RwLock<std::collections::HashSet<String>>,
     pub(crate) request_timeout: Duration,
@@ -148,7 +154,8 @@ impl<C: PeerClient> Shared<C> {
             earlier: RwLock::new(Vec::new()),
             caught_up: parking_lot::Mutex::new((0, std::collections::HashSet::new())),
             reply_budget: max_message_size.saturating_sub(MESSAGE_MARGIN),
-            failed: RwLock::new(std::collections::HashSet::new()),
+            acked: RwLock::new((0, HashSet::new())),
+            failed: RwLock::new(HashSet::new()),
             request_timeout,
             stopping: AtomicBool::new(false),
             rebalance_pending: AtomicU64::new(0),
@@ -210,9 +217,15 @@ impl<C: PeerClient> Shared<C> {
             if std::ptr::eq(&**agreed, view) {
                 primary
             } else {
+                // The old primary hands the key over once it has this view
+                // (it stops running the key the moment it does), or at once
+                // if it failed.
                 let failed = self.failed.read();
-                view.acting_primary_at(&agreed, at, |id| failed.contains(id))
-                    .unwrap_or(primary)
+                let acked = self.acked.read();
+                view.acting_primary_at(&agreed, at, |id| {
+                    failed.contains(id) || acked.1.contains(id)
+                })
+                .unwrap_or(primary)
             }
         };
         match (*acting == self.id, *primary == self.id) {
@@ -250,9 +263,21 @@ impl<C: PeerClient> Shared<C> {
         now.saturating_sub(self.last_beat_ms.load(Ordering::Acquire)) >= away
     }
 
+    /// Records that member `id` was seen with the view of `digest`, if that is
+    /// still the current view.
+    fn acknowledge(&self, id: &str, digest: u64) {
+        let mut acked = self.acked.write();
+        if acked.0 == digest && !acked.1.contains(id) {
+            acked.1.insert(id.to_owned());
+            drop(acked);
+            self.notify();
+        }
+    }
+
     /// Makes `view` current; the one it replaces is remembered for catching up.
     pub(crate) fn set_view(&self, view: View) -> Arc<View> {
         let view = Arc::new(view);
+        *self.acked.write() = (view.digest(), HashSet::from([self.id.clone()]));
         let replaced = std::mem::replace(&mut *self.view.write(), view.clone());
         self.remember(replaced);
         self.notify();
@@ -279,17 +304,33 @@ impl<C: PeerClient> Shared<C> {
     /// after `poll`, then less and less often (up to [`POLL_BACKOFF`] times
     /// `poll`): a change is usually agreed within a gossip round or two, and
     /// every member asking every other one stays cheap when it takes longer.
+    ///
+    /// Each member seen with the view is recorded as it answers
+    /// ([`Shared::acknowledge`]): a key moves to its new primary as soon as its
+    /// old primary has the view, without waiting for the slowest member.
     pub(crate) async fn wait_for_members(&self, view: &View, settled: bool, poll: Duration) {
         let digest = view.digest();
         let mut pause = poll;
         loop {
-            let asks = view
+            let mut asks: FuturesUnordered<_> = view
                 .members()
                 .filter(|peer| peer.id != self.id)
-                .map(|peer| self.client.status(peer.rpc_addr, self.request_timeout));
-            let done = join_all(asks).await.iter().all(|status| {
-                matches!(status, Ok(status) if status.view == digest && (status.settled || !settled))
-            });
+                .map(|peer| async move {
+                    let status = self
+                        .client
+                        .status(peer.rpc_addr, self.request_timeout)
+                        .await;
+                    (peer.id.as_str(), status)
+                })
+                .collect();
+            let mut done = true;
+            while let Some((id, status)) = asks.next().await {
+                let has_view = matches!(&status, Ok(status) if status.view == digest);
+                if has_view {
+                    self.acknowledge(id, digest);
+                }
+                done &= has_view && matches!(&status, Ok(status) if status.settled || !settled);
+            }
             if done {
                 return;
             }

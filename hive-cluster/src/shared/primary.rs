@@ -191,11 +191,7 @@ impl<C: PeerClient> Shared<C> {
     }
 
     /// Asks the member at `addr` for its entry of `key`.
-    async fn fetch(
-        &self,
-        addr: SocketAddr,
-        key: &[u8],
-    ) -> Result<Option<ExportedEntry>> {
+    async fn fetch(&self, addr: SocketAddr, key: &[u8]) -> Result<Option<ExportedEntry>> {
         let response = self
             .client
             .execute(addr, self.fetch_request(key), self.request_timeout)

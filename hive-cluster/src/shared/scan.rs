@@ -9,17 +9,20 @@ use crate::error::{ClusterError, Result};
 use crate::view::View;
 use crate::wire::{PeerOp, PeerReply, decode_reply, encode_op, from_remote};
 
-use super::{Route, Shared};
+use super::Shared;
 
 impl<C: PeerClient> Shared<C> {
-    /// Returns true if this node answers for `key` in `view`: it is the key's
-    /// acting primary — during a hand-over the old primary, which still
-    /// holds the latest state, rather than the new one, which may not.
+    /// Returns true if this node answers for `key` in `view` in scans and
+    /// counts: it is the key's primary in the newest view every member was
+    /// seen to have (if still a member and not failed), else in `view` —
+    /// during a hand-over the old primary, which holds the latest state,
+    /// rather than the new one, which may not yet. Every node that agrees on
+    /// those two views names the same member.
     fn answers_for(&self, view: &View, key: &[u8]) -> bool {
-        matches!(
-            self.route(view, key),
-            Route::Here | Route::HandingOver | Route::Paused
-        )
+        let agreed = self.agreed.read();
+        let failed = self.failed.read();
+        view.acting_primary(&agreed, key, |id| failed.contains(id))
+            .is_some_and(|acting| *acting == self.id)
     }
 
     /// Returns the live keys of local shard `shard` this node answers for
