@@ -566,9 +566,13 @@ async fn drive(
                 // members it already knew) neither moves data nor makes this
                 // node forget where keys were before.
                 match &event {
-                    MembershipEvent::Joined(member) => shared.mark_failed(&member.id, false),
-                    MembershipEvent::Failed(id) => shared.mark_failed(id, true),
-                    MembershipEvent::Forgotten(id) => shared.mark_failed(id, false),
+                    MembershipEvent::Joined(member) => shared.member_back(peer_of(member)),
+                    MembershipEvent::Failed(id) => {
+                        shared.mark_failed(id, true);
+                    }
+                    MembershipEvent::Forgotten(id) => {
+                        shared.mark_failed(id, false);
+                    }
                     MembershipEvent::Updated(_)
                     | MembershipEvent::Restarted(_)
                     | MembershipEvent::Left(_) => {}

@@ -736,6 +736,87 @@ async fn a_member_out_of_reach_holds_up_only_the_keys_moving_from_it() {
 }
 
 #[tokio::test]
+async fn a_primary_back_from_a_partition_builds_on_what_the_other_side_wrote() {
+    // Spec: cluster.md G7 — a key written on one side only keeps that write.
+    // node-1, the list's primary, is cut off; the other side takes a push;
+    // after the heal node-1 is the primary again and takes the next push.
+    // It must catch the list up from the members it had declared failed
+    // first: they may have run it meanwhile. Before, node-1 had been the
+    // list's primary in every view it knew, skipped the catch-up, pushed on
+    // its own stale copy, and that newer version replaced the other side's
+    // acknowledged push everywhere (found by `cargo xtask chaos`).
+    let network = MemoryNetwork::new();
+    // node-1's clock moves on by itself, so its push after the heal is
+    // stamped later than the other side's.
+    let clock = Arc::new(MockClock::new(SystemClock.now_ms()));
+    let nodes = [
+        start_with_clock(&network, 1, clock.clone()),
+        start(&network, 2),
+        start(&network, 3),
+    ];
+    let everyone = view_of(&[1, 2, 3]);
+    let key = (0..)
+        .map(|i| format!("list-{i}").into_bytes())
+        .find(|key| everyone.primary(key).map(String::as_str) == Some("node-1"))
+        .expect("node-1 is primary of some key");
+    for node in &nodes {
+        node.shared.set_view(everyone.clone());
+    }
+    let push = |value: &str| Op::Push {
+        end: End::Back,
+        values: vec![Bytes::copy_from_slice(value.as_bytes())],
+    };
+    nodes[0]
+        .shared
+        .execute(&key, push("a"))
+        .await
+        .expect("pushed");
+
+    // The split: node-1 alone, declared failed by the others, and vice versa.
+    network.isolate(addr(1));
+    nodes[0].shared.mark_failed("node-2", true);
+    nodes[0].shared.mark_failed("node-3", true);
+    nodes[0].shared.set_view(view_of(&[1]));
+    for node in &nodes[1..] {
+        node.shared.mark_failed("node-1", true);
+        node.shared.set_view(view_of(&[2, 3]));
+    }
+    nodes[1]
+        .shared
+        .execute(&key, push("b"))
+        .await
+        .expect("the other side serves");
+
+    // The heal, as the driver takes it: members back, then the full view.
+    network.rejoin(addr(1));
+    nodes[0].shared.member_back(peer(2));
+    nodes[0].shared.member_back(peer(3));
+    for node in &nodes[1..] {
+        node.shared.member_back(peer(1));
+    }
+    for node in &nodes {
+        node.shared.set_view(everyone.clone());
+    }
+    clock.advance(1_000);
+    nodes[0]
+        .shared
+        .execute(&key, push("c"))
+        .await
+        .expect("pushed after the heal");
+    let list = nodes[0]
+        .shared
+        .execute(&key, Op::LRange { start: 0, stop: -1 })
+        .await
+        .expect("reads");
+    assert_eq!(
+        list,
+        Reply::List(vec![Bytes::from("a"), Bytes::from("b"), Bytes::from("c")]),
+        "seed {}",
+        network.seed()
+    );
+}
+
+#[tokio::test]
 async fn failed_forwards_and_unconfirmed_transfers_count_as_peer_rpc_errors() {
     let network = MemoryNetwork::new();
     let nodes: Vec<TestNode> = (1..=2).map(|n| start(&network, n)).collect();

@@ -36,7 +36,7 @@ use parking_lot::RwLock;
 
 use crate::batcher::{Batchers, Forward, Replicate};
 use crate::in_flight::InFlight;
-use crate::view::{NodeId, View};
+use crate::view::{NodeId, Peer, View};
 use crate::wire::MESSAGE_MARGIN;
 
 /// At most this many earlier views are remembered for catching up (views whose
@@ -376,12 +376,25 @@ impl<C: PeerClient> Shared<C> {
     }
 
     /// Records that member `id` failed (`true`) or is alive again (`false`).
-    pub(crate) fn mark_failed(&self, id: &str, failed: bool) {
+    /// Returns whether it was marked failed before.
+    pub(crate) fn mark_failed(&self, id: &str, failed: bool) -> bool {
         let mut set = self.failed.write();
         if failed {
-            set.insert(id.to_owned());
+            !set.insert(id.to_owned())
         } else {
-            set.remove(id);
+            set.remove(id)
+        }
+    }
+
+    /// Records that `peer` is alive again. If this node had declared it
+    /// failed (a healed partition), it may have run any key on its side while
+    /// this node thought it ran them all along: until everyone settles, each
+    /// key is caught up from it too before its first operation here
+    /// ([`Shared::catch_up`]), as from a view where it was the only member.
+    pub(crate) fn member_back(&self, peer: Peer) {
+        if self.mark_failed(&peer.id, false) {
+            let alone = View::new(self.view().replication_factor()).with(peer);
+            self.remember(Arc::new(alone));
         }
     }
 
