@@ -5,7 +5,7 @@
 //! anything acknowledged was lost.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,18 +39,12 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
-        let mut number = || -> anyhow::Result<u64> {
-            args.next()
-                .with_context(|| format!("{arg} needs a number"))?
-                .parse()
-                .with_context(|| format!("{arg} needs a number"))
-        };
         match arg.as_str() {
-            "--nodes" => settings.nodes = number()? as usize,
-            "--rf" => settings.replication_factor = number()? as usize,
-            "--kill" => settings.kill = number()? as usize,
-            "--seconds" => settings.seconds = number()?,
-            "--writers" => settings.writers = number()? as usize,
+            "--nodes" => settings.nodes = crate::option_value(&mut args, arg)?,
+            "--rf" => settings.replication_factor = crate::option_value(&mut args, arg)?,
+            "--kill" => settings.kill = crate::option_value(&mut args, arg)?,
+            "--seconds" => settings.seconds = crate::option_value(&mut args, arg)?,
+            "--writers" => settings.writers = crate::option_value(&mut args, arg)?,
             "-h" | "--help" => {
                 print!("{USAGE}");
                 return Ok(());
@@ -195,15 +189,20 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    /// Waits until the started `child` accepts clients on `resp`.
+    /// Waits until the started `child` accepts clients on `resp`; fails at
+    /// once if it exits first.
     pub(crate) fn serving(child: Child, resp: SocketAddr) -> anyhow::Result<Node> {
-        let node = Node {
+        let mut node = Node {
             child,
             resp,
             alive: true,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(resp).is_err() {
+        while TcpStream::connect_timeout(&resp, Duration::from_secs(1)).is_err() {
+            if let Some(status) = node.child.try_wait()? {
+                node.alive = false;
+                bail!("hived for {resp} exited before serving ({status})");
+            }
             if Instant::now() > deadline {
                 bail!("hived did not open {resp}");
             }
@@ -218,24 +217,29 @@ impl Node {
         self.alive = false;
     }
 
+    /// Prints and runs `kill -NAME pid` (`KILL`, `TERM`, `STOP`, `CONT`).
+    pub(crate) fn signal(&self, name: &str) -> anyhow::Result<()> {
+        crate::run_command(
+            Command::new("kill").args([format!("-{name}"), self.child.id().to_string()]),
+        )
+    }
+
+    /// Reads this node's `HIVE.STATUS`.
+    pub(crate) fn status(&self) -> anyhow::Result<Status> {
+        Status::read(&mut Client::connect(self.resp)?)
+    }
+
     /// Polls `HIVE.STATUS` until this node sees `members` alive members and
     /// nothing left to move.
     pub(crate) fn wait_for(&self, members: usize) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut last = None;
         loop {
-            if let Ok(mut client) = Client::connect(self.resp)
-                && let Ok(Reply::Array(Some(status))) = client.call(&["HIVE.STATUS"])
-            {
-                last = Some(status.clone());
-                let alive = count_alive(&status);
-                let pending = status
-                    .chunks(2)
-                    .find(|pair| pair[0] == Reply::Bulk(Some(b"rebalance_pending".to_vec())))
-                    .map(|pair| pair[1].clone());
-                if alive == members && pending == Some(Reply::Int(0)) {
+            if let Ok(status) = self.status() {
+                if status.alive().count() == members && status.rebalance_pending == 0 {
                     return Ok(());
                 }
+                last = Some(status);
             }
             if Instant::now() > deadline {
                 bail!(
@@ -250,57 +254,153 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        self.kill();
+        if self.alive {
+            self.kill();
+        }
     }
 }
 
-fn count_alive(status: &[Reply]) -> usize {
-    let alive = Reply::Bulk(Some(b"alive".to_vec()));
-    status
-        .chunks(2)
-        .find(|pair| pair[0] == Reply::Bulk(Some(b"members".to_vec())))
-        .and_then(|pair| match &pair[1] {
-            Reply::Array(Some(members)) => Some(
-                members
-                    .iter()
-                    .filter(|member| matches!(member, Reply::Array(Some(fields)) if fields.contains(&alive)))
-                    .count(),
-            ),
-            _ => None,
-        })
-        .unwrap_or(0)
+/// One node's `HIVE.STATUS`, the fields the runners read.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Status {
+    pub(crate) node_id: String,
+    /// Keys still to move for the current view.
+    pub(crate) rebalance_pending: i64,
+    pub(crate) tombstones: i64,
+    /// Every member this node knows of: id and state (`alive`, `suspect`,
+    /// `dead`, `left`).
+    pub(crate) members: Vec<(String, String)>,
+}
+
+impl Status {
+    pub(crate) fn read(client: &mut Client) -> anyhow::Result<Status> {
+        let reply = client.call(&["HIVE.STATUS"])?;
+        let Reply::Array(Some(fields)) = &reply else {
+            bail!("HIVE.STATUS answered {reply:?}");
+        };
+        let mut status = Status {
+            node_id: String::new(),
+            rebalance_pending: -1,
+            tombstones: -1,
+            members: Vec::new(),
+        };
+        for pair in fields.chunks(2) {
+            match (pair[0].text().as_deref(), pair.get(1)) {
+                (Some("node_id"), Some(id)) => status.node_id = id.text().unwrap_or_default(),
+                (Some("rebalance_pending"), Some(Reply::Int(n))) => status.rebalance_pending = *n,
+                (Some("tombstones"), Some(Reply::Int(n))) => status.tombstones = *n,
+                (Some("members"), Some(Reply::Array(Some(members)))) => {
+                    for member in members {
+                        let Reply::Array(Some(fields)) = member else {
+                            bail!("a member in HIVE.STATUS: {member:?}");
+                        };
+                        let field = |name: &str| {
+                            fields
+                                .chunks(2)
+                                .find(|pair| pair[0].text().as_deref() == Some(name))
+                                .and_then(|pair| pair.get(1)?.text())
+                                .unwrap_or_default()
+                        };
+                        status.members.push((field("id"), field("state")));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(status)
+    }
+
+    /// The ids of the members this node sees alive.
+    pub(crate) fn alive(&self) -> impl Iterator<Item = &str> {
+        self.members
+            .iter()
+            .filter(|(_, state)| state == "alive")
+            .map(|(id, _)| id.as_str())
+    }
 }
 
 fn start_nodes(binary: &Path, settings: &Settings) -> anyhow::Result<Vec<Node>> {
     let mut nodes: Vec<Node> = Vec::new();
-    let mut seed = None;
+    let mut seeds = Vec::new();
     for _ in 0..settings.nodes {
-        let (resp_port, gossip_port) = (free_port()?, free_port()?);
-        let resp = SocketAddr::from(([127, 0, 0, 1], resp_port));
-        let mut command = Command::new(binary);
-        command
-            .args([
-                "--resp",
-                &resp.to_string(),
-                "--cluster",
-                "--bind",
-                "127.0.0.1",
-            ])
-            .args(["--port", &gossip_port.to_string(), "--gossip", "local"])
-            .args([
-                "--replication-factor",
-                &settings.replication_factor.to_string(),
-            ])
-            .args(["--rebalance-debounce-ms", "100", "--log", "error"])
-            .stdout(Stdio::null());
-        if let Some(seed) = seed {
-            command.args(["--seed", &format!("127.0.0.1:{seed}")]);
+        let member = Member {
+            namespace: None,
+            id: None,
+            host: [127, 0, 0, 1].into(),
+            resp_port: free_port()?,
+            gossip_port: free_port()?,
+            rpc_port: None,
+            replication_factor: settings.replication_factor,
+            seeds: &seeds,
+        };
+        let child = member.command(binary).spawn().context("starting hived")?;
+        nodes.push(Node::serving(child, member.resp())?);
+        if seeds.is_empty() {
+            seeds.push(member.gossip());
         }
-        seed.get_or_insert(gossip_port);
-        let child = command.spawn().context("starting hived")?;
-        nodes.push(Node::serving(child, resp)?);
     }
     Ok(nodes)
+}
+
+/// How to start one `hived` cluster member (`--gossip local`, rebalance
+/// debounce 100 ms, errors logged to stderr); a runner adds its own flags to
+/// [`Member::command`].
+pub(crate) struct Member<'a> {
+    /// The network namespace to run in (`ip netns exec`, which execs
+    /// `hived`, so the child's pid is hived's), or `None` for this one.
+    pub(crate) namespace: Option<&'a str>,
+    /// `--node-id`; `None` lets hived generate one.
+    pub(crate) id: Option<&'a str>,
+    /// Where it listens: gossip, peer RPC and RESP.
+    pub(crate) host: IpAddr,
+    pub(crate) resp_port: u16,
+    pub(crate) gossip_port: u16,
+    /// `None` lets hived pick a free port (it advertises it by gossip).
+    pub(crate) rpc_port: Option<u16>,
+    pub(crate) replication_factor: usize,
+    /// Gossip addresses to join; empty for the first member.
+    pub(crate) seeds: &'a [SocketAddr],
+}
+
+impl Member<'_> {
+    /// The address clients reach it on.
+    pub(crate) fn resp(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.resp_port)
+    }
+
+    /// The address members join it through.
+    pub(crate) fn gossip(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.gossip_port)
+    }
+
+    /// The command that starts it, with stdout discarded.
+    pub(crate) fn command(&self, binary: &Path) -> Command {
+        let mut command = match self.namespace {
+            Some(ns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", ns]).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        command
+            .args(["--cluster", "--bind", &self.host.to_string()])
+            .args(["--resp", &self.resp().to_string()])
+            .args(["--port", &self.gossip_port.to_string(), "--gossip", "local"])
+            .args(["--replication-factor", &self.replication_factor.to_string()])
+            .args(["--rebalance-debounce-ms", "100", "--log", "error"])
+            .stdout(Stdio::null());
+        if let Some(id) = self.id {
+            command.args(["--node-id", id]);
+        }
+        if let Some(port) = self.rpc_port {
+            command.args(["--rpc-port", &port.to_string()]);
+        }
+        for seed in self.seeds {
+            command.args(["--seed", &seed.to_string()]);
+        }
+        command
+    }
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -315,6 +415,17 @@ pub(crate) enum Reply {
     Int(i64),
     Bulk(Option<Vec<u8>>),
     Array(Option<Vec<Reply>>),
+}
+
+impl Reply {
+    /// A simple or bulk string's text.
+    pub(crate) fn text(&self) -> Option<String> {
+        match self {
+            Reply::Simple(text) => Some(text.clone()),
+            Reply::Bulk(Some(bytes)) => Some(String::from_utf8_lossy(bytes).into_owned()),
+            _ => None,
+        }
+    }
 }
 
 /// A blocking RESP2 client.

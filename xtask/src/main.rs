@@ -4,7 +4,9 @@
 //! command an xtask runs is printed before it runs.
 
 mod bench;
+mod chaos;
 mod cluster;
+mod netns;
 mod partition;
 mod resp;
 mod test;
@@ -22,6 +24,11 @@ Subcommands:
         Run the criterion benchmarks and print the ratio table against their targets.
   bench resp [--smoke] [-n N] [--no-cluster]
         P6/P7: redis-benchmark and memory per key, hived against redis-server.
+  chaos [--seed S] [--seconds T] [--nodes N] [--rf R] [--clients C] [--no-netns]
+        A seeded fault schedule (kill -9 and restart, replace, leave and rejoin,
+        join, SIGSTOP pauses, a partition as root) under a mixed workload through
+        every node; checks that nothing acknowledged was lost, duplicated or
+        undone, and prints the seed that replays a failure.
   cluster [--nodes N] [--rf R] [--kill K] [--seconds S] [--writers W]
         Run N hived processes under a write load, kill -9 K of them mid-load, and
         verify every acknowledged write through every survivor (0 lost or it fails).
@@ -52,6 +59,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
     };
     match subcommand.as_str() {
         "bench" => bench::run(rest),
+        "chaos" => chaos::run(rest),
         "cluster" => cluster::run(rest),
         "partition" => partition::run(rest),
         "test" => test::run(rest),
@@ -77,6 +85,18 @@ fn cargo() -> Command {
     let mut cmd = Command::new(program);
     cmd.current_dir(workspace_root());
     cmd
+}
+
+/// Parses the value that follows the option `flag` in `args`.
+fn option_value<'a, T>(args: &mut impl Iterator<Item = &'a String>, flag: &str) -> anyhow::Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    args.next()
+        .with_context(|| format!("{flag} needs a value"))?
+        .parse()
+        .with_context(|| format!("{flag} needs a number"))
 }
 
 /// Prints `cmd`, runs it with inherited stdio and fails if it does not exit successfully.

@@ -1,13 +1,11 @@
 //! `cargo xtask partition`: G7 with real processes and a real network cut
 //! (spec: cluster.md "Fault and load testing").
 //!
-//! Three `hived` processes (RF 2), each in its own Linux network namespace,
-//! joined by veth pairs to a bridge in the root namespace, where the runner
-//! stays and reaches every node throughout. The runner cuts one node off from
-//! the other two by routing their traffic to a neighbour that does not exist
-//! (packets vanish silently, as in a real partition; a blackhole route would
-//! fail the send at once, which memberlist does not count as a failed probe),
-//! writes through both sides for a while (longer than memberlist's gossip to
+//! Three `hived` processes (RF 2), each in its own Linux network namespace
+//! (`netns.rs`: joined by a bridge in the root namespace, where the runner
+//! stays and reaches every node throughout). The runner cuts one node off from
+//! the other two (packets vanish silently, as in a real partition), writes
+//! through both sides for a while (longer than memberlist's gossip to
 //! the dead, so only reconnecting heals the cluster), heals the cut, and
 //! checks:
 //! - every node answers every key identically (one value per key);
@@ -18,14 +16,14 @@
 //! Needs root and iproute2 (`ip netns`); without them it says so and skips.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use crate::cluster::{Client, Node, Reply};
+use crate::cluster::{Client, Member, Node, Reply};
+use crate::netns::{Net, missing_privileges};
 
 const USAGE: &str = "\
 Usage: cargo xtask partition [--seconds S]
@@ -55,13 +53,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--seconds" => {
-                seconds = args
-                    .next()
-                    .context("--seconds needs a number")?
-                    .parse()
-                    .context("--seconds needs a number")?;
-            }
+            "--seconds" => seconds = crate::option_value(&mut args, arg)?,
             "-h" | "--help" => {
                 print!("{USAGE}");
                 return Ok(());
@@ -117,7 +109,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         bail!("a side of the partition served no write");
     }
 
-    net.heal()?;
+    net.heal(ISOLATED)?;
     let healed_at = Instant::now();
     for node in &nodes {
         node.wait_for(NODES)?;
@@ -143,163 +135,26 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     check(&values, &before, &a, &b)
 }
 
-/// Returns why this run cannot set up namespaces, if it cannot.
-fn missing_privileges() -> Option<&'static str> {
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("needs root to create network namespaces");
-    }
-    let ip = Command::new("ip").arg("-V").output();
-    if !ip.is_ok_and(|out| out.status.success()) {
-        return Some("needs iproute2 (`ip`)");
-    }
-    None
-}
-
-/// The namespaces, veth pairs and bridge of one run; removed on drop.
-struct Net {
-    prefix: String,
-    subnet: [u8; 3],
-}
-
-impl Net {
-    fn create(nodes: usize) -> anyhow::Result<Net> {
-        // Unique per run, so a leftover of a killed run cannot collide.
-        let pid = std::process::id();
-        let net = Net {
-            prefix: format!("hv{}", pid % 100_000),
-            subnet: [10, 213, u8::try_from(20 + pid % 200).expect("below 256")],
-        };
-        let bridge = net.bridge();
-        ip(&["link", "add", &bridge, "type", "bridge"])?;
-        ip(&[
-            "addr",
-            "add",
-            &format!("{}/24", net.ip(254)),
-            "dev",
-            &bridge,
-        ])?;
-        ip(&["link", "set", &bridge, "up"])?;
-        for node in 0..nodes {
-            let (ns, host, inner) = (net.ns(node), net.host_veth(node), net.inner_veth(node));
-            ip(&["netns", "add", &ns])?;
-            ip(&["link", "add", &host, "type", "veth", "peer", "name", &inner])?;
-            ip(&["link", "set", &inner, "netns", &ns])?;
-            ip(&["link", "set", &host, "master", &bridge])?;
-            ip(&["link", "set", &host, "up"])?;
-            let addr = format!("{}/24", net.node_ip(node));
-            ip(&["-n", &ns, "addr", "add", &addr, "dev", &inner])?;
-            ip(&["-n", &ns, "link", "set", &inner, "up"])?;
-            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
-        }
-        Ok(net)
-    }
-
-    fn bridge(&self) -> String {
-        format!("{}br", self.prefix)
-    }
-
-    fn ns(&self, node: usize) -> String {
-        format!("{}n{node}", self.prefix)
-    }
-
-    fn host_veth(&self, node: usize) -> String {
-        format!("{}h{node}", self.prefix)
-    }
-
-    fn inner_veth(&self, node: usize) -> String {
-        format!("{}c{node}", self.prefix)
-    }
-
-    fn ip(&self, last: u8) -> Ipv4Addr {
-        let [a, b, c] = self.subnet;
-        Ipv4Addr::new(a, b, c, last)
-    }
-
-    /// An address on the subnet that no interface holds.
-    fn nowhere(&self) -> String {
-        self.ip(200).to_string()
-    }
-
-    fn node_ip(&self, node: usize) -> Ipv4Addr {
-        self.ip(u8::try_from(node + 1).expect("a handful of nodes"))
-    }
-
-    /// The routes that cut `isolated` off from every other node (both
-    /// directions): through a gateway nobody answers ARP for. The bridge, and
-    /// so the runner, still reaches every node.
-    fn cut_routes(&self, isolated: usize) -> Vec<(String, String)> {
-        let mut routes = Vec::new();
-        for other in (0..NODES).filter(|&other| other != isolated) {
-            routes.push((self.ns(isolated), format!("{}/32", self.node_ip(other))));
-            routes.push((self.ns(other), format!("{}/32", self.node_ip(isolated))));
-        }
-        routes
-    }
-
-    fn cut(&self, isolated: usize) -> anyhow::Result<()> {
-        for (ns, dest) in self.cut_routes(isolated) {
-            ip(&["-n", &ns, "route", "add", &dest, "via", &self.nowhere()])?;
-        }
-        Ok(())
-    }
-
-    fn heal(&self) -> anyhow::Result<()> {
-        for (ns, dest) in self.cut_routes(ISOLATED) {
-            ip(&["-n", &ns, "route", "del", &dest, "via", &self.nowhere()])?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        // Deleting a namespace deletes the veth end inside it, and with it the
-        // pair; failures here (already gone) do not matter.
-        for node in 0..NODES {
-            let _ = ip(&["netns", "del", &self.ns(node)]);
-        }
-        let _ = ip(&["link", "del", &self.bridge()]);
-    }
-}
-
-/// Runs `ip ARGS`, failing with its message if it fails.
-fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .context("running ip")?;
-    if !out.status.success() {
-        bail!(
-            "`ip {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
 fn start_nodes(binary: &Path, net: &Net) -> anyhow::Result<Vec<Node>> {
-    let seed = SocketAddr::from((net.node_ip(0), GOSSIP_PORT)).to_string();
+    let seed = [SocketAddr::from((net.node_ip(0), GOSSIP_PORT))];
     let mut nodes = Vec::new();
     for index in 0..NODES {
-        let host = net.node_ip(index);
-        let resp = SocketAddr::from((host, RESP_PORT));
-        let mut command = Command::new("ip");
-        command
-            .args(["netns", "exec", &net.ns(index)])
-            .arg(binary)
-            .args(["--cluster", "--node-id", &format!("node-{index}")])
-            .args(["--bind", &host.to_string(), "--resp", &resp.to_string()])
-            .args(["--port", &GOSSIP_PORT.to_string(), "--gossip", "local"])
-            .args(["--replication-factor", "2"])
-            .args(["--rebalance-debounce-ms", "100", "--log", "error"])
-            .stdout(Stdio::null());
-        if index > 0 {
-            command.args(["--seed", &seed]);
-        }
-        let child = command.spawn().context("starting hived in a namespace")?;
-        nodes.push(Node::serving(child, resp)?);
+        let (ns, id) = (net.ns(index), format!("node-{index}"));
+        let member = Member {
+            namespace: Some(&ns),
+            id: Some(&id),
+            host: net.node_ip(index).into(),
+            resp_port: RESP_PORT,
+            gossip_port: GOSSIP_PORT,
+            rpc_port: None,
+            replication_factor: 2,
+            seeds: if index > 0 { &seed } else { &[] },
+        };
+        let child = member
+            .command(binary)
+            .spawn()
+            .context("starting hived in a namespace")?;
+        nodes.push(Node::serving(child, member.resp())?);
     }
     Ok(nodes)
 }
