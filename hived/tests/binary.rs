@@ -163,13 +163,6 @@ fn proc_status_kib(pid: u32, field: &str) -> u64 {
 
 #[test]
 fn claimed_lengths_are_not_allocated_before_their_bytes_arrive() {
-    let resp = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_hived"))
-        .args(["--resp", &format!("127.0.0.1:{resp}"), "--log", "error"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("hived starts");
     // Killed however the test ends.
     struct Killed(std::process::Child);
     impl Drop for Killed {
@@ -178,16 +171,37 @@ fn claimed_lengths_are_not_allocated_before_their_bytes_arrive() {
             let _ = self.0.wait();
         }
     }
-    let child = Killed(child);
-    let addr = format!("127.0.0.1:{resp}");
+    // A free port may be taken by another test's process before hived binds
+    // it (hived then exits): try another one.
     let started = Instant::now();
-    while TcpStream::connect(&addr).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "hived did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut child, addr) = loop {
+        let resp = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_hived"))
+            .args(["--resp", &format!("127.0.0.1:{resp}"), "--log", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("hived starts");
+        let mut child = Killed(child);
+        let addr = format!("127.0.0.1:{resp}");
+        let listening = loop {
+            if child.0.try_wait().expect("waits").is_some() {
+                break false;
+            }
+            if TcpStream::connect(&addr).is_ok() {
+                break true;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "hived did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if listening {
+            break (child, addr);
+        }
+    };
+    let child = &mut child;
     let mut control = Client::connect(addr.parse().unwrap());
     let before = proc_status_kib(child.0.id(), "VmSize:");
     // 40 clients each announce a 60 MiB argument (within the 64 MiB limit)
