@@ -817,6 +817,53 @@ async fn a_primary_back_from_a_partition_builds_on_what_the_other_side_wrote() {
 }
 
 #[tokio::test]
+async fn a_request_from_a_member_declared_failed_does_not_run() {
+    // Spec: cluster.md G1, G7 — found by `cargo xtask chaos` with partitions:
+    // a write forwarded to node-1 just before node-1 was cut off can arrive
+    // when the cut heals, while node-1 still sees itself alone. Run then, it
+    // would build on node-1's stale copy with a fresh version and replace
+    // what the other side acknowledged meanwhile. node-1 refuses it (nothing
+    // ran: the sender retries with its current view).
+    use hive_transport::{ExecuteRequest, Operation, PeerHandler};
+
+    let network = MemoryNetwork::new();
+    let nodes: Vec<TestNode> = (1..=2).map(|n| start(&network, n)).collect();
+    nodes[0].shared.mark_failed("node-2", true);
+    nodes[0].shared.set_view(view_of(&[1]));
+    let late = ExecuteRequest {
+        from_node: "node-2".into(),
+        view: 0,
+        timeout_ms: 0,
+        ops: vec![Operation {
+            key: Bytes::from_static(b"k"),
+            op: crate::wire::encode_op(&crate::wire::PeerOp::Client(set("late"))),
+        }],
+    };
+    let answer = Handler(nodes[0].shared.clone()).execute(late.clone()).await;
+    assert!(
+        matches!(&answer, Err(err) if err.kind == hive_transport::ErrorKind::NotOwner),
+        "{answer:?}"
+    );
+    assert_eq!(nodes[0].shared.store.export(b"k"), Ok(None), "nothing ran");
+    // A member of the view is served.
+    nodes[0].shared.member_back(peer(2));
+    for node in &nodes {
+        node.shared.set_view(view_of(&[1, 2]));
+    }
+    let key_of_1 = (0..)
+        .map(|i| format!("key-{i}").into_bytes())
+        .find(|key| view_of(&[1, 2]).primary(key).map(String::as_str) == Some("node-1"))
+        .expect("node-1 is primary of some key");
+    let mut served = late;
+    served.ops[0].key = Bytes::from(key_of_1);
+    let answer = Handler(nodes[0].shared.clone()).execute(served).await;
+    assert!(
+        matches!(&answer, Ok(response) if response.results[0].is_ok()),
+        "{answer:?}"
+    );
+}
+
+#[tokio::test]
 async fn failed_forwards_and_unconfirmed_transfers_count_as_peer_rpc_errors() {
     let network = MemoryNetwork::new();
     let nodes: Vec<TestNode> = (1..=2).map(|n| start(&network, n)).collect();

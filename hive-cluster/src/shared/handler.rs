@@ -97,6 +97,20 @@ impl<C: PeerClient> PeerHandler for Handler<C> {
                 format!("{} stopped", self.0.id),
             ));
         }
+        // Only from a member of this node's view: a request from one this
+        // node has declared failed was routed by a view it does not share —
+        // a request sent before a partition and delivered when it heals
+        // would otherwise run here, on a copy the other side has moved past,
+        // with a fresh version. Nothing runs; the sender retries.
+        if !self.0.view().contains(&request.from_node) {
+            return Err(RemoteError::new(
+                ErrorKind::NotOwner,
+                format!(
+                    "{} is not a member of {}'s view",
+                    request.from_node, self.0.id
+                ),
+            ));
+        }
         // Answer within the time the caller still waits (deadlines nest).
         let budget = match request.timeout_ms {
             0 => self.0.request_timeout,
