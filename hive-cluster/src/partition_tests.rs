@@ -841,7 +841,8 @@ async fn a_request_from_a_member_declared_failed_does_not_run() {
     };
     let answer = Handler(nodes[0].shared.clone()).execute(late.clone()).await;
     assert!(
-        matches!(&answer, Err(err) if err.kind == hive_transport::ErrorKind::NotOwner),
+        matches!(&answer, Ok(response)
+            if matches!(&response.results[0], Err(err) if err.kind == hive_transport::ErrorKind::NotOwner)),
         "{answer:?}"
     );
     assert_eq!(nodes[0].shared.store.export(b"k"), Ok(None), "nothing ran");

@@ -97,20 +97,14 @@ impl<C: PeerClient> PeerHandler for Handler<C> {
                 format!("{} stopped", self.0.id),
             ));
         }
-        // Only from a member of this node's view: a request from one this
-        // node has declared failed was routed by a view it does not share —
-        // a request sent before a partition and delivered when it heals
-        // would otherwise run here, on a copy the other side has moved past,
-        // with a fresh version. Nothing runs; the sender retries.
-        if !self.0.view().contains(&request.from_node) {
-            return Err(RemoteError::new(
-                ErrorKind::NotOwner,
-                format!(
-                    "{} is not a member of {}'s view",
-                    request.from_node, self.0.id
-                ),
-            ));
-        }
+        // Client operations only from a member of this node's view: one from
+        // a node it has declared failed was routed by a view it does not
+        // share — a request sent before a partition and delivered when it
+        // heals would otherwise run here, on a copy the other side has moved
+        // past, with a fresh version. Nothing runs; the sender retries. Peer
+        // reads (a joining node's catch-up fetches, key listings) are served.
+        let from_member = self.0.view().contains(&request.from_node);
+        let from = &request.from_node;
         // Answer within the time the caller still waits (deadlines nest).
         let budget = match request.timeout_ms {
             0 => self.0.request_timeout,
@@ -119,6 +113,13 @@ impl<C: PeerClient> PeerHandler for Handler<C> {
         let deadline = Instant::now() + budget;
         let runs = request.ops.into_iter().map(|operation| async move {
             match decode_op(&operation.op) {
+                Ok(PeerOp::Client(_)) if !from_member => {
+                    let refusal = RemoteError::new(
+                        ErrorKind::NotOwner,
+                        format!("{from} is not a member of {}'s view", self.0.id),
+                    );
+                    (Err(refusal), false)
+                }
                 Ok(op) => {
                     let read = op.is_read();
                     let result = self.0.execute_forwarded(&operation.key, op, deadline).await;
