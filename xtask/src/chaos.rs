@@ -117,28 +117,6 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let Exercised {
         records, failure, ..
     } = run;
-    let findings = match verdict {
-        Ok(converged) => {
-            if !converged.findings.keys.is_empty() {
-                let path = cluster.logs.join("findings.txt");
-                check::dump(&path, &converged.findings, &records, &converged.answers)?;
-                println!(
-                    "every operation on the {} keys with findings: {}",
-                    converged.findings.keys.len(),
-                    path.display()
-                );
-            }
-            converged.findings
-        }
-        Err(err) => {
-            print!("{}", show_schedule(&steps, settings.nodes));
-            return Err(err.context(format!(
-                "the cluster did not settle; logs in {}; replay: {}",
-                cluster.logs.display(),
-                settings.replay()
-            )));
-        }
-    };
     let panics = cluster.panics();
     if !panics.is_empty() {
         println!("hived panicked (the process went on; the panicking task did not):");
@@ -146,7 +124,29 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             println!("  {panic}");
         }
     }
-    if findings.violations() > 0 || failure.is_some() {
+    let converged = match verdict {
+        Ok(converged) => converged,
+        Err(err) => {
+            print!("{}", show_schedule(&steps, settings.nodes));
+            return Err(err.context(format!(
+                "the members could not be read; logs in {}; replay: {}",
+                cluster.logs.display(),
+                settings.replay()
+            )));
+        }
+    };
+    let findings = &converged.findings;
+    if !findings.keys.is_empty() {
+        let path = cluster.logs.join("findings.txt");
+        check::dump(&path, findings, &records, &converged.answers)?;
+        println!(
+            "every operation on the {} keys with findings: {}",
+            findings.keys.len(),
+            path.display()
+        );
+    }
+    let unsettled = converged.settled.as_ref().err();
+    if findings.violations() > 0 || failure.is_some() || unsettled.is_some() {
         for example in &findings.examples {
             println!("  {example}");
         }
@@ -154,6 +154,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         let mut message = format!("{} violations", findings.violations());
         if let Some(failure) = failure {
             let _ = write!(message, "; a fault failed: {failure:#}");
+        }
+        if let Some(unsettled) = unsettled {
+            let _ = write!(message, "; at the end, {unsettled}");
         }
         bail!(
             "{message}; seed {}; logs in {}; replay: {}",
@@ -484,8 +487,9 @@ fn progress(shared: &Shared, current: &Mutex<String>) {
 /// The end of a run: how the cluster converged and what the checks found.
 struct Converged {
     /// From the workload's stop until every member saw every member alive
-    /// and nothing to move (the start of the steady hold).
-    settled: Duration,
+    /// and nothing to move (the start of the steady hold), or why that did
+    /// not happen in time (the checks run all the same).
+    settled: Result<Duration, String>,
     /// From the workload's stop until the check that passed (or the last
     /// one) began.
     checked: Duration,
@@ -497,10 +501,14 @@ struct Converged {
 }
 
 /// Waits for the cluster to settle, then polls the checks through every
-/// member until they pass or [`CONVERGE`] passes.
+/// member until they pass or [`CONVERGE`] passes; fails only if the members
+/// cannot be read.
 fn converge(cluster: &Cluster, records: &[Record]) -> anyhow::Result<Converged> {
     let started = Instant::now();
-    let settled = cluster.settle()?;
+    let settled = cluster.settle().map_err(|err| format!("{err:#}"));
+    if let Err(err) = &settled {
+        println!("  {err}; checking the data all the same");
+    }
     let keys = workload::keys(records);
     let deadline = Instant::now() + CONVERGE;
     let mut reported = None;

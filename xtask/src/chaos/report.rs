@@ -138,11 +138,14 @@ pub(super) fn report(
             for (name, count) in rows {
                 println!("{name:<54} {count:>8}");
             }
-            println!(
-                "{:<54} {:>7.1}s",
-                "settled after the workload stopped (members, moves)",
-                converged.settled.as_secs_f64()
-            );
+            match &converged.settled {
+                Ok(settled) => println!(
+                    "{:<54} {:>7.1}s",
+                    "settled after the workload stopped (members, moves)",
+                    settled.as_secs_f64()
+                ),
+                Err(err) => println!("{:<54} {err}", "did not settle"),
+            }
             println!(
                 "{:<54} {:>7.1}s{}",
                 "time to converge (the check that passed began)",
@@ -161,7 +164,7 @@ pub(super) fn report(
             println!("{:<54} {}", "tombstones at the end", tombstones.join(", "));
         }
         Err(err) => println!(
-            "\ndid not settle {:.1?} after the workload stopped: {err:#}",
+            "\ncould not read the members {:.1?} after the workload stopped: {err:#}",
             stopped.elapsed()
         ),
     }
