@@ -24,7 +24,7 @@ pub enum MemberState {
 }
 
 /// One member of the cluster. Departed members stay listed, as `Dead` or `Left`,
-/// until memberlist forgets them (its `gossip_to_the_dead_time`, 15–30 s).
+/// until they are forgotten, `reconnect_timeout` after they departed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberInfo {
     /// The member's node id (unique in the cluster, stable across restarts).

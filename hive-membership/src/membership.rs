@@ -182,7 +182,8 @@ impl Membership {
 
     /// Returns every member this node knows, itself included, sorted by id: live
     /// ones as `Alive` (suspected ones too, see [`MemberState`]), departed ones as
-    /// `Left` or `Dead` until memberlist forgets them.
+    /// `Left` or `Dead` until they are forgotten (`reconnect_timeout` after
+    /// they departed).
     pub async fn members(&self) -> Vec<MemberInfo> {
         // All first, then the online ones: a member joining in between is simply
         // not listed yet, rather than listed as not online.
@@ -205,8 +206,13 @@ impl Membership {
                 } else if id == self.id {
                     // We only go offline in our own view by leaving.
                     MemberState::Left
-                } else {
+                } else if tracker.tracks(&id) {
                     tracker.departed_state(&id)
+                } else {
+                    // Forgotten after `reconnect_timeout` (memberlist itself
+                    // never forgets, see `preset.rs`), or only ever heard of
+                    // as departed.
+                    return None;
                 };
                 Some(MemberInfo {
                     id,

@@ -13,6 +13,20 @@ use crate::config::MembershipConfig;
 /// across restarts, so a member declared dead may be replaced at once.
 const DEAD_NODE_RECLAIM_TIME: Duration = Duration::from_millis(1);
 
+/// How long memberlist keeps a departed member in its table: for ever.
+/// memberlist-core 0.8.5 reaps departed members after `gossip_to_the_dead_time`
+/// by swapping them to the end of its member vector without updating its
+/// id → index map (`move_dead_nodes`); the shuffle that follows repairs every
+/// index but the one at position 0, so now and then a live member keeps a
+/// stale index. Its next alive or suspect message then reads another member's
+/// entry or panics the task handling it, and after a partition heals one node
+/// keeps another dead for good — a split cluster that never merges. Never
+/// reaping avoids the swap. The cost is one small entry per departed id, which
+/// memberlist keeps gossiping to (a returning node learns it was declared dead
+/// and refutes it at once); [`crate::Membership::members`] hides members once
+/// `reconnect_timeout` has forgotten them.
+const GOSSIP_TO_THE_DEAD: Duration = Duration::MAX;
+
 /// Probe, suspicion, gossip and reconnect timings, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Preset {
@@ -65,12 +79,14 @@ impl Preset {
 }
 
 /// Returns the memberlist options for `config`: its preset, its gossip overrides,
-/// and the dead-node reclaim time Hive needs for restarts.
+/// the dead-node reclaim time Hive needs for restarts, and no reaping of
+/// departed members.
 pub(crate) fn memberlist_options(config: &MembershipConfig) -> Options {
     let mut options = config
         .preset
         .options()
-        .with_dead_node_reclaim_time(DEAD_NODE_RECLAIM_TIME);
+        .with_dead_node_reclaim_time(DEAD_NODE_RECLAIM_TIME)
+        .with_gossip_to_the_dead_time(GOSSIP_TO_THE_DEAD);
     if let Some(interval) = config.gossip_interval {
         options = options.with_gossip_interval(interval);
     }
@@ -108,6 +124,7 @@ mod tests {
         assert_eq!(o.suspicion_mult(), 2);
         assert_eq!(o.indirect_checks(), 1);
         assert_eq!(o.dead_node_reclaim_time(), DEAD_NODE_RECLAIM_TIME);
+        assert_eq!(o.gossip_to_the_dead_time(), GOSSIP_TO_THE_DEAD);
     }
 
     #[test]
@@ -118,6 +135,7 @@ mod tests {
         assert_eq!(o.gossip_interval(), lan.gossip_interval());
         assert_eq!(o.gossip_nodes(), lan.gossip_nodes());
         assert_eq!(o.dead_node_reclaim_time(), DEAD_NODE_RECLAIM_TIME);
+        assert_eq!(o.gossip_to_the_dead_time(), GOSSIP_TO_THE_DEAD);
     }
 
     #[test]

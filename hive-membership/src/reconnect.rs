@@ -1,8 +1,8 @@
 //! Reconnecting to failed members.
 //!
-//! memberlist stops contacting a member once it has been dead for
-//! `gossip_to_the_dead_time`, and the member stops contacting us likewise: two
-//! sides of a partition that outlasts it would never merge again. So every
+//! memberlist neither probes nor pushes/pulls with a member it declared dead
+//! (it only sends it gossip, and only while it has news), and the member does
+//! likewise: two sides of a partition could stay apart for good. So every
 //! `reconnect_interval` this task pings each member declared failed at its last
 //! address — by id, so a process that has taken over the address answers only
 //! to its own id and is never joined by mistake — and joins it if it answers.

@@ -156,6 +156,12 @@ impl Tracker {
         }
     }
 
+    /// Returns whether `id` is live or departed within `reconnect_timeout`:
+    /// a member this node has heard join and has not forgotten.
+    pub(crate) fn tracks(&self, id: &str) -> bool {
+        self.known.contains_key(id)
+    }
+
     /// Returns the failed members to try to reconnect to at `now`, and forgets
     /// the members that departed `timeout` or longer ago: the tracker holds the
     /// live members and those departed within the last `timeout`.
