@@ -7,8 +7,11 @@
 //! and a write is acknowledged only after every live owner applied it.
 //!
 //! # Layout
-//! - [`Cluster`] (`cluster.rs`): start, the driver task (membership events →
-//!   views → debounced rebalancing), graceful shutdown, crash on drop.
+//! - [`Cluster`] (`cluster.rs`): start, graceful shutdown, crash on drop.
+//! - `driver.rs`: the driver, a state machine generic over the peer client
+//!   (membership events → views → debounced rebalancing, agreement,
+//!   housekeeping, pause detection); `driver_tests.rs` runs fault scenarios
+//!   through it on the in-memory network under paused time.
 //! - `shared.rs`: what the node's tasks share — store, views, agreement,
 //!   routing — with one file per path below it: `shared/execute.rs` (run an
 //!   operation wherever its primary is, forwarding with retries),
@@ -30,6 +33,9 @@
 mod batcher;
 mod cluster;
 mod config;
+mod driver;
+#[cfg(test)]
+mod driver_tests;
 mod error;
 mod in_flight;
 #[cfg(test)]

@@ -12,12 +12,12 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use bytes::Bytes;
 use futures::future::join_all;
 use hive_store::{Exported, ExportedEntry};
 use hive_transport::{Entry, PeerClient, TransferBatch, TransferStream};
+use tokio::time::Instant;
 
 use crate::plan::ArcPlans;
 use crate::shared::Shared;

@@ -25,7 +25,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -33,6 +33,7 @@ use futures::stream::FuturesUnordered;
 use hive_store::Store;
 use hive_transport::{ErrorKind, PeerClient, RemoteError};
 use parking_lot::RwLock;
+use tokio::time::Instant;
 
 use crate::batcher::{Batchers, Forward, Replicate};
 use crate::in_flight::InFlight;

@@ -1,11 +1,12 @@
 //! Running an operation wherever its key's primary is: here, or forwarded to
 //! the primary with retries while it surely did not run ([`crate::retry`]).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hive_store::{Op, Reply, StoreError};
 use hive_transport::{Operation, PeerClient};
+use tokio::time::Instant;
 
 use crate::batcher::BatchError;
 use crate::error::{ClusterError, Result};

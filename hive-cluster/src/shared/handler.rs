@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::join_all;
@@ -13,6 +13,7 @@ use hive_transport::{
     PROTOCOL_VERSION, PeerClient, PeerHandler, PeerStatus, RemoteError, ReplicateRequest,
     ReplicateResponse, TransferAck, TransferBatch,
 };
+use tokio::time::Instant;
 
 use crate::error::{ClusterError, Result};
 use crate::wire::{PeerOp, PeerReply, decode_op, encode_reply, from_wire, to_remote};

@@ -3,7 +3,6 @@
 //! newer state when one holds it (spec: cluster.md G1, G4, G5, G6).
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use bytes::Bytes;
 use futures::future::join_all;
@@ -11,6 +10,7 @@ use hive_store::{Applied, ExportedEntry, Op, Reply};
 use hive_transport::{
     ApplyOutcome, ErrorKind, ExecuteRequest, Operation, PeerClient, TransportError,
 };
+use tokio::time::Instant;
 
 use crate::batcher::BatchError;
 use crate::error::{ClusterError, Result};
@@ -44,7 +44,6 @@ impl<C: PeerClient> Shared<C> {
         op: Op,
         deadline: Instant,
     ) -> Result<Reply> {
-        let deadline = tokio::time::Instant::from_std(deadline);
         for _ in 0..SUPERSEDED_ATTEMPTS {
             tokio::time::timeout_at(deadline, self.catch_up(key))
                 .await
