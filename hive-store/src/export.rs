@@ -169,6 +169,33 @@ impl Store {
         }))
     }
 
+    /// Returns every live entry and tombstone of shard `shard` as of one
+    /// instant, with that instant (Unix ms; TTLs are remaining from it), or
+    /// `None` past the last shard. Holds the shard's read lock while it
+    /// copies: reads go on, writes to the shard wait.
+    pub(crate) fn export_shard(&self, shard: usize) -> Option<(u64, Vec<ExportedEntry>)> {
+        let cell = self.shard_lock(shard)?;
+        let shard = cell.read();
+        let now = self.clock().now_ms();
+        let mut entries = Vec::with_capacity(shard.len() + shard.tombstone_count());
+        shard.for_each(|key, entry| {
+            if !entry.is_expired(now) {
+                entries.push(export_entry(key, entry, now));
+            }
+        });
+        shard.for_each_tombstone(|key| {
+            if let Some(version) = shard.tombstone(key) {
+                entries.push(ExportedEntry {
+                    key: key.clone(),
+                    version,
+                    ttl_ms: None,
+                    data: ExportedData::Tombstone,
+                });
+            }
+        });
+        Some((now, entries))
+    }
+
     /// Returns true if the store holds a live entry or a tombstone for `key`:
     /// it knows the key's latest state, whether or not the key exists.
     pub fn knows(&self, key: &[u8]) -> Result<bool> {

@@ -2,8 +2,9 @@
 //! entries (values, hashes, lists, sets, sorted sets) with millisecond TTLs down
 //! to a single hash field or set member, versions, tombstones and a memory budget.
 //!
-//! **Invariant:** this crate does no I/O and knows nothing of networking or of
-//! other nodes. Time comes from an injected [`Clock`]; every change to a key goes
+//! **Invariant:** this crate does no I/O of its own (snapshots stream to and
+//! from whatever `Write`/`Read` its owner hands it) and knows nothing of
+//! networking or of other nodes. Time comes from an injected [`Clock`]; every change to a key goes
 //! through one write path that settles its version, memory, expiry index and
 //! tombstone, so those can never disagree with the data.
 //!
@@ -18,6 +19,9 @@
 //!   forwarding; [`Store::execute`] runs one.
 //! - [`ExportedEntry`] (`export.rs`): an entry with its version and remaining
 //!   TTLs, and [`Store::apply`], which stores it only if it is newer.
+//! - [`Store::save_snapshot`] / [`Store::load_snapshot`] (`snapshot.rs`, the
+//!   format in `snapshot/format.rs`): the whole store to a byte stream and
+//!   back, all or nothing, with [`SnapshotInfo`] and [`SnapshotError`].
 //! - [`Clock`], [`Version`], [`StoreConfig`], [`StoreError`].
 //!
 //! # Example
@@ -48,6 +52,7 @@ mod list;
 mod op;
 mod set;
 mod shard;
+mod snapshot;
 mod store;
 mod value;
 mod version;
@@ -62,6 +67,7 @@ pub use keys::ExpireCondition;
 pub use list::End;
 pub use op::{Op, Reply};
 pub use shard::Applied;
+pub use snapshot::{SnapshotError, SnapshotInfo};
 pub use store::Store;
 pub use value::{SetCondition, SetTtl};
 pub use version::Version;

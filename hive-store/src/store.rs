@@ -377,6 +377,16 @@ impl Store {
     }
 
     /// Runs `f` on the shard holding `key`, under its write lock.
+    /// Returns the lock of shard `index`, `None` past the last shard.
+    pub(crate) fn shard_lock(&self, index: usize) -> Option<&RwLock<Shard>> {
+        self.shards.get(index).map(|cell| &cell.0)
+    }
+
+    /// Returns the store's clock.
+    pub(crate) fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
     pub(crate) fn with_shard<R>(&self, key: &[u8], f: impl FnOnce(&mut Shard, u64, u64) -> R) -> R {
         let (hash, cell) = self.locate(key);
         let mut shard = cell.0.write();
