@@ -6,6 +6,7 @@
 //! keeps an older copy from bringing a deleted key back.
 
 use std::collections::VecDeque;
+use std::hash::BuildHasher;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,7 @@ use crate::error::{Result, StoreError};
 use crate::hash::HashData;
 use crate::list::ListData;
 use crate::set::SetData;
-use crate::shard::{Applied, Incoming, Shard, Shared, Write};
+use crate::shard::{Applied, Captured, Incoming, Prior, Shard, Shared, Write};
 use crate::store::Store;
 use crate::version::Version;
 use crate::zset::ZSetData;
@@ -75,6 +76,34 @@ pub enum ExportedData {
 
 fn remaining(deadline: u64, now: u64) -> Option<u64> {
     (deadline != NO_DEADLINE).then(|| deadline.saturating_sub(now))
+}
+
+/// Keys a snapshot copies under one shard lock, at most.
+pub(crate) const CAPTURE_SLICE: usize = 64;
+
+/// Ends a shard's capture when dropped.
+struct CaptureGuard<'a>(&'a parking_lot::RwLock<Shard>);
+
+impl CaptureGuard<'_> {
+    /// Ends the capture, returning what changed since its instant.
+    fn end(self) -> Option<Captured> {
+        self.0.write().end_capture()
+    }
+}
+
+impl Drop for CaptureGuard<'_> {
+    fn drop(&mut self) {
+        self.0.write().end_capture();
+    }
+}
+
+fn tombstone(key: &Bytes, version: Version) -> ExportedEntry {
+    ExportedEntry {
+        key: key.clone(),
+        version,
+        ttl_ms: None,
+        data: ExportedData::Tombstone,
+    }
 }
 
 fn export_entry(key: &Bytes, entry: &Entry, now: u64) -> ExportedEntry {
@@ -160,40 +189,62 @@ impl Store {
             if let Some(entry) = shard.find(hash, key) {
                 return Some(export_entry(&Bytes::copy_from_slice(key), entry, now));
             }
-            shard.tombstone(key).map(|version| ExportedEntry {
-                key: Bytes::copy_from_slice(key),
-                version,
-                ttl_ms: None,
-                data: ExportedData::Tombstone,
-            })
+            shard
+                .tombstone(key)
+                .map(|version| tombstone(&Bytes::copy_from_slice(key), version))
         }))
     }
 
-    /// Returns every live entry and tombstone of shard `shard` as of one
-    /// instant, with that instant (Unix ms; TTLs are remaining from it), or
-    /// `None` past the last shard. Holds the shard's read lock while it
-    /// copies: reads go on, writes to the shard wait.
-    pub(crate) fn export_shard(&self, shard: usize) -> Option<(u64, Vec<ExportedEntry>)> {
-        let cell = self.shard_lock(shard)?;
-        let shard = cell.read();
-        let now = self.clock().now_ms();
-        let mut entries = Vec::with_capacity(shard.len() + shard.tombstone_count());
-        shard.for_each(|key, entry| {
-            if !entry.is_expired(now) {
-                entries.push(export_entry(key, entry, now));
+    /// Copies shard `shard` as of one instant, handing `sink` its live
+    /// entries and tombstones a slice at a time with that instant (Unix ms;
+    /// TTLs are remaining from it). No lock is held while `sink` runs, and
+    /// each lock is held for at most [`CAPTURE_SLICE`] keys (and once, to
+    /// list the shard's keys): the shard keeps serving, and each change made
+    /// meanwhile first keeps the key's state as of the instant (`Capture`),
+    /// which comes last. A key changed after its slice went out comes twice,
+    /// with the same version. Nothing past the last shard.
+    pub(crate) fn capture_shard<E>(
+        &self,
+        shard: usize,
+        mut sink: impl FnMut(u64, &[ExportedEntry]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let Some(lock) = self.shard_lock(shard) else {
+            return Ok(());
+        };
+        let (at_ms, keys) = lock.write().begin_capture(self.clock().now_ms());
+        // Ends the capture however this returns, so writers stop keeping.
+        let capture = CaptureGuard(lock);
+        let hasher = &self.shared().hasher;
+        let mut batch = Vec::with_capacity(CAPTURE_SLICE);
+        for slice in keys.chunks(CAPTURE_SLICE) {
+            {
+                let shard = lock.read();
+                for key in slice {
+                    let hash = hasher.hash_one(&key[..]);
+                    match shard.captured(hash, key) {
+                        Some(Prior::Live(entry)) => batch.push(export_entry(key, entry, at_ms)),
+                        Some(Prior::Tombstone(version)) => batch.push(tombstone(key, version)),
+                        None => {}
+                    }
+                }
             }
-        });
-        shard.for_each_tombstone(|key| {
-            if let Some(version) = shard.tombstone(key) {
-                entries.push(ExportedEntry {
-                    key: key.clone(),
-                    version,
-                    ttl_ms: None,
-                    data: ExportedData::Tombstone,
-                });
+            if !batch.is_empty() {
+                sink(at_ms, &batch)?;
+                batch.clear();
             }
-        });
-        Some((now, entries))
+        }
+        let Some((at_ms, before)) = capture.end() else {
+            return Ok(());
+        };
+        for slice in before.chunks(CAPTURE_SLICE) {
+            batch.extend(slice.iter().map(|(key, prior)| match prior {
+                Prior::Live(entry) => export_entry(key, entry, at_ms),
+                Prior::Tombstone(version) => tombstone(key, *version),
+            }));
+            sink(at_ms, &batch)?;
+            batch.clear();
+        }
+        Ok(())
     }
 
     /// Returns true if the store holds a live entry or a tombstone for `key`:
@@ -257,12 +308,7 @@ impl Store {
                 if let Some(entry) = shard.find(hash, key) {
                     return Some(export_entry(key, entry, now));
                 }
-                shard.tombstone(key).map(|version| ExportedEntry {
-                    key: key.clone(),
-                    version,
-                    ttl_ms: None,
-                    data: ExportedData::Tombstone,
-                })
+                shard.tombstone(key).map(|version| tombstone(key, version))
             },
         )
     }

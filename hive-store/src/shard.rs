@@ -103,6 +103,69 @@ pub(crate) struct Shard {
     tombstones: FastMap<Bytes, Tombstone>,
     hlc: Hlc,
     mem: usize,
+    /// The copy of the shard a snapshot is taking, if one is.
+    capture: Option<Capture>,
+}
+
+/// A copy of a shard as of one instant, taken a slice of keys at a time
+/// while the shard keeps changing (a snapshot): the copy reads unchanged
+/// keys from the table, and every change made meanwhile first keeps the
+/// key's state as of the instant here (copy-on-write, per key). Expiry is
+/// no change: what expires after the instant would have expired by any load.
+///
+/// "Unchanged since the instant" is read off versions: every version the
+/// shard holds was stamped or observed by its clock, so one at or below the
+/// clock's value at the instant was there then.
+#[derive(Debug)]
+pub(crate) struct Capture {
+    /// The shard clock's value at the instant.
+    cut: u64,
+    /// The instant (Unix ms).
+    at_ms: u64,
+    /// The keys changed since the instant, as they were at it.
+    before: Vec<(Bytes, Prior)>,
+}
+
+/// A key's state at a capture's instant: `Prior<Entry>` kept, `Prior<&Entry>`
+/// read from the table.
+#[derive(Debug)]
+pub(crate) enum Prior<E = Entry> {
+    /// A live entry.
+    Live(E),
+    /// A tombstone of this version.
+    Tombstone(Version),
+}
+
+/// What a finished capture hands back: the instant, and the states at it of
+/// the keys that changed since.
+pub(crate) type Captured = (u64, Vec<(Bytes, Prior)>);
+
+impl Capture {
+    /// Keeps `entry` as `key`'s state at the instant if it is unchanged
+    /// since (and was live then); returns whether it did.
+    fn keep_entry(&mut self, key: &Bytes, entry: &Entry) -> bool {
+        let keep = entry.version.hlc <= self.cut && !entry.is_expired(self.at_ms);
+        if keep {
+            self.before.push((key.clone(), Prior::Live(entry.clone())));
+        }
+        keep
+    }
+
+    /// Keeps a tombstone of `version` as `key`'s state at the instant if it
+    /// is unchanged since.
+    fn keep_tombstone(&mut self, key: &[u8], version: Version) {
+        if version.hlc <= self.cut {
+            self.before
+                .push((Bytes::copy_from_slice(key), Prior::Tombstone(version)));
+        }
+    }
+
+    /// Forgets the state kept last: the change it was kept for did not happen.
+    fn unkeep(&mut self, kept: bool) {
+        if kept {
+            self.before.pop();
+        }
+    }
 }
 
 impl Shard {
@@ -113,7 +176,45 @@ impl Shard {
             tombstones: fast_map(),
             hlc: Hlc::default(),
             mem: 0,
+            capture: None,
         }
+    }
+
+    /// Starts capturing the shard as of `now` for a snapshot, and returns its
+    /// keys and tombstoned keys: the copy reads them a slice at a time
+    /// ([`Shard::captured`]), then takes what changed ([`Shard::end_capture`]).
+    /// Returns the instant too. A capture already running is replaced.
+    pub(crate) fn begin_capture(&mut self, now: u64) -> (u64, Vec<Bytes>) {
+        self.capture = Some(Capture {
+            cut: self.hlc.last(),
+            at_ms: now,
+            before: Vec::new(),
+        });
+        let mut keys = Vec::with_capacity(self.table.len() + self.tombstones.len());
+        keys.extend(self.table.iter().map(|slot| slot.key.clone()));
+        keys.extend(self.tombstones.keys().cloned());
+        (now, keys)
+    }
+
+    /// Returns `key`'s state at the capture's instant if it is unchanged
+    /// since (otherwise [`Shard::end_capture`] has it, if it existed then).
+    pub(crate) fn captured(&self, hash: u64, key: &[u8]) -> Option<Prior<&Entry>> {
+        let capture = self.capture.as_ref()?;
+        if let Some(entry) = self.find(hash, key) {
+            return (entry.version.hlc <= capture.cut && !entry.is_expired(capture.at_ms))
+                .then_some(Prior::Live(entry));
+        }
+        self.tombstone(key)
+            .filter(|version| version.hlc <= capture.cut)
+            .map(Prior::Tombstone)
+    }
+
+    /// Ends the capture and returns the instant and the states at it of the
+    /// keys changed since; `None` if there was none (the shard was cleared).
+    pub(crate) fn end_capture(&mut self) -> Option<Captured> {
+        self.capture
+            .take()
+            .map(|capture| (capture.at_ms, capture.before))
     }
 
     /// Drops every entry and tombstone, releasing their memory; the clock
@@ -122,6 +223,7 @@ impl Shard {
         self.table = HashTable::new();
         self.expiry = BTreeSet::new();
         self.tombstones = fast_map();
+        self.capture = None;
         shared.budget.release(self.mem);
         self.mem = 0;
     }
@@ -215,16 +317,27 @@ impl Shard {
                     return self.write(shared, hash, key, now, op);
                 }
                 let size = slot.entry.data_size(key);
+                // `op` changes the entry in place: keep its state first.
+                let kept = self
+                    .capture
+                    .as_mut()
+                    .is_some_and(|capture| capture.keep_entry(&slot.key, &slot.entry));
                 let mut reservation = Reservation::new(&shared.budget, &shared.limits, size);
                 let outcome = match op(Some(&mut slot.entry), &mut reservation) {
                     Ok(outcome) => outcome,
                     Err(err) => {
                         reservation.cancel();
+                        if let Some(capture) = &mut self.capture {
+                            capture.unkeep(kept);
+                        }
                         return Err(err);
                     }
                 };
                 match outcome {
                     Write::Unchanged(reply) => {
+                        if let Some(capture) = &mut self.capture {
+                            capture.unkeep(kept);
+                        }
                         let delta = reservation.commit();
                         debug_assert_eq!(delta, 0, "an unchanged entry reserved memory");
                         Ok(reply)
@@ -296,6 +409,11 @@ impl Shard {
                         shared.limits.check_entry(data.accounted_size())?;
                         let mem = entry_size(key, &data);
                         shared.budget.try_grow(mem)?;
+                        if let (Some(capture), Some(buried)) =
+                            (&mut self.capture, self.tombstones.get(key))
+                        {
+                            capture.keep_tombstone(key, buried.version);
+                        }
                         self.mem += mem;
                         let version = stamp(&mut self.hlc, shared, now);
                         let entry = Entry {
@@ -336,6 +454,13 @@ impl Shard {
             .unwrap_or(Version::ZERO);
         if version <= current {
             return Ok(Applied::Stale);
+        }
+        if let Some(capture) = &mut self.capture {
+            if let Some(slot) = self.table.find(hash, |slot| slot.key[..] == *key) {
+                capture.keep_entry(&slot.key, &slot.entry);
+            } else if let Some(buried) = self.tombstones.get(key) {
+                capture.keep_tombstone(key, buried.version);
+            }
         }
         let hasher = &shared.hasher;
         let entry = self.table.entry(
@@ -436,6 +561,10 @@ impl Shard {
         if occupied.get().entry.version != version {
             return false;
         }
+        if let Some(capture) = &mut self.capture {
+            let slot = occupied.get();
+            capture.keep_entry(&slot.key, &slot.entry);
+        }
         let (slot, _) = occupied.remove();
         let wake = slot.entry.wake_at();
         reindex(&mut self.expiry, &slot.key, wake, NEVER);
@@ -470,6 +599,9 @@ impl Shard {
     ) -> bool {
         if self.tombstone(key) != Some(version) {
             return false;
+        }
+        if let Some(capture) = &mut self.capture {
+            capture.keep_tombstone(key, version);
         }
         self.tombstones.remove(key);
         let freed = TOMBSTONE_OVERHEAD + key.len();

@@ -89,9 +89,9 @@ impl Store {
     /// Writes a snapshot of the store to `out` — every live entry and
     /// tombstone, with its version and remaining TTLs — and returns what it
     /// wrote. The store keeps serving meanwhile: each shard is copied as of
-    /// one instant under its read lock (reads go on; writes to that shard
-    /// wait for the copy), then encoded and written with no lock held.
-    /// `out` is flushed, not synced: making it durable is the caller's.
+    /// one instant, 64 keys per lock acquisition, copy-on-write for keys
+    /// changed meanwhile; encoding and writing hold no lock. `out` is
+    /// flushed, not synced: making it durable is the caller's.
     pub fn save_snapshot<W: Write>(
         &self,
         out: W,
@@ -104,9 +104,7 @@ impl Store {
         };
         let mut writer = FrameWriter::new(out, &header)?;
         for shard in 0..self.shard_count() {
-            if let Some((taken_at, entries)) = self.export_shard(shard) {
-                writer.entries(taken_at, &entries)?;
-            }
+            self.capture_shard(shard, |taken_at, entries| writer.entries(taken_at, entries))?;
         }
         let (out, bytes, counts) = writer.finish()?;
         Ok((

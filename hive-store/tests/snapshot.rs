@@ -12,13 +12,18 @@ use hive_store::{
 use proptest::prelude::*;
 
 fn store(clock: &MockClock) -> Store {
-    store_with(clock, StoreConfig::default())
+    store_with(
+        clock,
+        StoreConfig {
+            shards: 8,
+            ..StoreConfig::default()
+        },
+    )
 }
 
 fn store_with(clock: &MockClock, config: StoreConfig) -> Store {
     let config = StoreConfig {
         tombstones: true,
-        shards: 8,
         node_tag: 3,
         ..config
     };
@@ -90,7 +95,18 @@ fn contents(store: &Store) -> Vec<ExportedEntry> {
 
 /// Asserts both lists alike, naming the first entry that differs.
 fn assert_same(got: &[ExportedEntry], want: &[ExportedEntry]) {
-    assert_eq!(got.len(), want.len(), "as many keys and tombstones");
+    let keys = |list: &[ExportedEntry]| -> std::collections::BTreeSet<Bytes> {
+        list.iter().map(|entry| entry.key.clone()).collect()
+    };
+    let (got_keys, want_keys) = (keys(got), keys(want));
+    let extra: Vec<_> = got_keys.difference(&want_keys).take(5).collect();
+    let missing: Vec<_> = want_keys.difference(&got_keys).take(5).collect();
+    assert!(
+        extra.is_empty() && missing.is_empty(),
+        "{} keys and tombstones, {} wanted; extra {extra:?}, missing {missing:?}",
+        got.len(),
+        want.len()
+    );
     for (got, want) in got.iter().zip(want) {
         assert_eq!(got, want);
     }
@@ -161,6 +177,92 @@ fn writes_after_a_load_order_after_the_loaded_versions() {
     let loaded = restored.version(b"v-0").unwrap().unwrap();
     restored.set(b"v-0", b("newer"), None).unwrap();
     assert!(restored.version(b"v-0").unwrap().unwrap() > loaded);
+}
+
+/// A snapshot destination that changes the store at its first write — in
+/// the middle of the save, once a frame's worth of entries was copied.
+struct ChangesOnFirstWrite {
+    store: Arc<Store>,
+    bytes: Vec<u8>,
+    changed: bool,
+}
+
+impl std::io::Write for ChangesOnFirstWrite {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // The first frame's payload comes once about 1 MiB of entries was
+        // copied (the header and each frame's length and checksum go in
+        // small writes of their own).
+        if !self.changed && buf.len() > 100_000 {
+            self.changed = true;
+            for i in 0..200 {
+                let key = format!("k{i}");
+                if i < 100 {
+                    self.store.set(key.as_bytes(), b("changed"), None).unwrap();
+                } else {
+                    self.store.del(key.as_bytes()).unwrap();
+                }
+                self.store
+                    .set(format!("fresh{i}").as_bytes(), b("new"), None)
+                    .unwrap();
+            }
+            self.store.hset(b"hash", b("late"), b("1"), None).unwrap();
+            self.store.del(b"gone").unwrap();
+            self.store.set(b"buried", b("back"), None).unwrap();
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_save_copies_each_shard_as_of_one_instant_while_writes_go_on() {
+    // One shard, so every change lands in the middle of its copy: keys
+    // whose slice already went out, and keys still to come.
+    let clock = MockClock::default();
+    let store = Arc::new(store_with(
+        &clock,
+        StoreConfig {
+            shards: 1,
+            ..StoreConfig::default()
+        },
+    ));
+    for i in 0..3_000 {
+        store
+            .set(
+                format!("k{i}").as_bytes(),
+                Bytes::from(vec![b'v'; 1_000]),
+                None,
+            )
+            .unwrap();
+    }
+    store.hset(b"hash", b("early"), b("1"), None).unwrap();
+    store.set(b"gone", b("x"), None).unwrap();
+    store.set(b"buried", b("x"), None).unwrap();
+    store.del(b"buried").unwrap();
+    let before = contents(&store);
+
+    let out = ChangesOnFirstWrite {
+        store: store.clone(),
+        bytes: Vec::new(),
+        changed: false,
+    };
+    let (out, _) = store.save_snapshot(out, "node-a").expect("saves");
+    assert!(out.changed, "the store changed during the save");
+    assert_eq!(store.get(b"k0").unwrap(), "changed", "writes went through");
+
+    let restored = store_with(
+        &clock,
+        StoreConfig {
+            shards: 1,
+            ..StoreConfig::default()
+        },
+    );
+    restored.load_snapshot(&out.bytes[..]).expect("loads");
+    assert_same(&contents(&restored), &before);
 }
 
 #[test]
