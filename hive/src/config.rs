@@ -1,6 +1,7 @@
 //! Node configuration: one plain struct with public fields and one `validate`.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use hive_store::Limits;
@@ -84,6 +85,14 @@ pub struct Config {
     /// would pass it fails with `InvalidArgument` and changes nothing. At least
     /// `max_value_bytes`.
     pub max_entry_bytes: usize,
+    /// Directory for this node's snapshot (standalone mode): loaded at start,
+    /// written at a graceful shutdown, every `snapshot_interval` and by
+    /// [`Node::save_snapshot`](crate::Node::save_snapshot). One process per
+    /// directory. `None` keeps nothing across restarts.
+    pub data_dir: Option<PathBuf>,
+    /// Period of automatic snapshots (with `data_dir`); `None` saves only at
+    /// a graceful shutdown and when asked.
+    pub snapshot_interval: Option<Duration>,
 }
 
 impl Default for Config {
@@ -111,6 +120,8 @@ impl Default for Config {
             max_key_bytes: limits.max_key_len,
             max_value_bytes: limits.max_value_len,
             max_entry_bytes: limits.max_entry_len,
+            data_dir: None,
+            snapshot_interval: None,
         }
     }
 }
@@ -134,7 +145,16 @@ impl Config {
         if self.max_entry_bytes < self.max_value_bytes {
             return invalid("max_entry_bytes must be at least max_value_bytes");
         }
+        if self.snapshot_interval.is_some_and(|every| every.is_zero()) {
+            return invalid("snapshot_interval must be greater than zero");
+        }
+        if self.snapshot_interval.is_some() && self.data_dir.is_none() {
+            return invalid("snapshot_interval needs a data_dir to write to");
+        }
         if self.mode == Mode::Cluster {
+            if self.data_dir.is_some() {
+                return invalid("data_dir is supported in standalone mode only for now");
+            }
             self.bind_ip()?;
             self.advertise_ip()?;
             self.seed_addrs()?;

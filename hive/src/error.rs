@@ -41,6 +41,12 @@ pub enum Error {
     /// a non-idempotent write (an increment, a push) blindly.
     #[error("indeterminate: {0}")]
     Indeterminate(String),
+    /// The data directory could not be read or written, or its snapshot is
+    /// corrupt, truncated or of an unknown format. The message names the
+    /// file (and, for a damaged snapshot, the byte offset); a snapshot that
+    /// fails to load is left as it is.
+    #[error("persistence: {0}")]
+    Persistence(String),
 }
 
 /// `Result` with the facade's [`Error`].

@@ -11,7 +11,9 @@
 //!
 //! # Layout
 //! - [`Node`] (`node.rs`) starts, reports [`ClusterStatus`], and stops; the
-//!   janitor (`janitor.rs`) is its background task.
+//!   janitor (`janitor.rs`) and the snapshot timer are its background tasks.
+//! - `persist.rs`: the data directory — its lock, and the snapshot file
+//!   written atomically ([`SavedSnapshot`]).
 //! - [`Config`] and [`Mode`] (`config.rs`).
 //! - [`Cache`] (`cache.rs`): the handle the stores work through.
 //! - The typed stores (`stores.rs` and `stores/`): [`ValueStore`],
@@ -57,6 +59,7 @@ mod config;
 mod error;
 mod janitor;
 mod node;
+mod persist;
 mod status;
 mod stores;
 
@@ -74,5 +77,6 @@ pub use cache::Cache;
 pub use config::{Config, GossipPreset, Mode};
 pub use error::{Error, Result};
 pub use node::Node;
+pub use persist::SavedSnapshot;
 pub use status::{ClusterStatus, Member, MemberState};
 pub use stores::{HashStore, ListStore, SetStore, ValueStore, ZSetEntry, ZSetStore};

@@ -15,6 +15,7 @@ use crate::cache::Cache;
 use crate::config::{Config, GossipPreset, Mode};
 use crate::error::{Error, Result};
 use crate::janitor;
+use crate::persist::{DataDir, SavedSnapshot};
 use crate::status::{ClusterStatus, Member, MemberState};
 
 /// A running node. Get a [`Cache`] from it for the typed stores.
@@ -35,6 +36,8 @@ pub struct Node {
     stop: CancellationToken,
     /// Every background task, so `shutdown` can wait for all of them.
     tasks: TaskTracker,
+    /// Where snapshots go, with `Config::data_dir`.
+    data_dir: Option<Arc<DataDir>>,
 }
 
 impl Node {
@@ -65,6 +68,22 @@ impl Node {
             tombstones: clustered,
             ..StoreConfig::default()
         }));
+        let data_dir = match &config.data_dir {
+            Some(dir) => Some(Arc::new(DataDir::open(dir)?)),
+            None => None,
+        };
+        if let Some(dir) = &data_dir
+            && let Some(loaded) = dir.load(store.clone()).await?
+        {
+            tracing::info!(
+                node = %id,
+                path = %dir.snapshot_path().display(),
+                entries = loaded.entries,
+                expired = loaded.expired,
+                written_by = %loaded.node_id,
+                "snapshot loaded"
+            );
+        }
         let (cluster, cache) = if clustered {
             let cluster = Cluster::start(cluster_config(&config, &id)?, store.clone()).await?;
             let cache = Cache::cluster(cluster.handle());
@@ -79,6 +98,15 @@ impl Node {
             config.cleanup_interval,
             stop.clone(),
         ));
+        if let (Some(dir), Some(every)) = (&data_dir, config.snapshot_interval) {
+            tasks.spawn(save_every(
+                Arc::downgrade(dir),
+                store.clone(),
+                id.clone(),
+                every,
+                stop.clone(),
+            ));
+        }
         tracing::info!(node = %id, mode = ?config.mode, "node started");
         Ok(Node {
             id,
@@ -88,7 +116,28 @@ impl Node {
             cluster,
             stop,
             tasks,
+            data_dir,
         })
+    }
+
+    /// Writes a snapshot of this node's data to `Config::data_dir` and
+    /// returns once the file is durable (written, synced, renamed into place,
+    /// directory synced). The node keeps serving meanwhile; each store shard
+    /// is saved as of one instant.
+    ///
+    /// Fails with [`Error::InvalidArgument`] without a `data_dir`, and with
+    /// [`Error::Persistence`] naming the file if it cannot be written (the
+    /// previous snapshot then stays).
+    pub async fn save_snapshot(&self) -> Result<SavedSnapshot> {
+        if self.cache.is_stopped() {
+            return Err(Error::ShuttingDown);
+        }
+        let Some(dir) = &self.data_dir else {
+            return Err(Error::InvalidArgument(
+                "save_snapshot needs Config::data_dir".to_owned(),
+            ));
+        };
+        dir.save(self.store.clone(), &self.id).await
     }
 
     /// Returns a handle for the typed stores.
@@ -234,8 +283,9 @@ impl Node {
 
     /// Stops the node gracefully: in cluster mode the data this node holds is
     /// handed to its new owners and the cluster is told it leaves; then new
-    /// operations fail with [`Error::ShuttingDown`], and every background task
-    /// is stopped and waited for.
+    /// operations fail with [`Error::ShuttingDown`], every background task
+    /// is stopped and waited for, and with a `data_dir` a last snapshot is
+    /// written (an error writing it is returned, once everything stopped).
     pub async fn shutdown(mut self) -> Result<()> {
         if let Some(cluster) = self.cluster.take() {
             cluster.shutdown().await?;
@@ -244,6 +294,10 @@ impl Node {
         self.stop.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+        if let Some(dir) = self.data_dir.take() {
+            let saved = dir.save(self.store.clone(), &self.id).await?;
+            tracing::info!(node = %self.id, path = %saved.path.display(), entries = saved.entries, "snapshot saved at shutdown");
+        }
         tracing::info!(node = %self.id, "node stopped");
         Ok(())
     }
@@ -256,6 +310,36 @@ impl Drop for Node {
         self.cache.stop();
         self.stop.cancel();
         self.tasks.close();
+    }
+}
+
+/// Saves a snapshot every `every` until `stop` is cancelled; a failed save
+/// is logged and tried again at the next tick. It holds the data directory
+/// only while it saves, so a dropped node releases the directory's lock at
+/// once (or when a save under way ends), as a crashed process would.
+async fn save_every(
+    dir: std::sync::Weak<DataDir>,
+    store: Arc<Store>,
+    id: String,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let Some(dir) = dir.upgrade() else {
+            return;
+        };
+        match dir.save(store.clone(), &id).await {
+            Ok(saved) => {
+                tracing::debug!(node = %id, entries = saved.entries, bytes = saved.bytes, "snapshot saved")
+            }
+            Err(err) => tracing::warn!(node = %id, %err, "snapshot not saved"),
+        }
     }
 }
 

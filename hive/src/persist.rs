@@ -1,0 +1,148 @@
+//! A node's data directory: its snapshot file, written atomically, and the
+//! lock that keeps a second process out.
+//!
+//! A save writes the store to a temporary file in the directory, syncs it,
+//! renames it over `snapshot.hive` and syncs the directory, so the file is
+//! always a whole snapshot: the last one, or the one before. The store
+//! streams itself ([`Store::save_snapshot`]); the file work runs on the
+//! blocking pool.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hive_store::{SnapshotError, SnapshotInfo, Store};
+
+use crate::error::{Error, Result};
+
+/// The snapshot's file name in the data directory.
+pub(crate) const SNAPSHOT_FILE: &str = "snapshot.hive";
+
+/// The lock file's name: held (`flock`) while a node uses the directory.
+const LOCK_FILE: &str = "hive.lock";
+
+/// Buffer between the store and the file.
+const IO_BUFFER: usize = 1 << 20;
+
+/// A snapshot written to disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedSnapshot {
+    /// The snapshot file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Live entries it holds.
+    pub entries: u64,
+    /// Tombstones it holds (cluster mode).
+    pub tombstones: u64,
+}
+
+/// An open data directory; the lock is held until it is dropped.
+#[derive(Debug)]
+pub(crate) struct DataDir {
+    dir: PathBuf,
+    /// Held for the directory's lifetime; dropping it releases the lock.
+    _lock: File,
+    /// One save at a time.
+    saving: tokio::sync::Mutex<()>,
+}
+
+impl DataDir {
+    /// Opens (creating it if needed) and locks `dir`. Fails if another
+    /// process holds it.
+    pub(crate) fn open(dir: &Path) -> Result<DataDir> {
+        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, &e))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io_error(&lock_path, &e))?;
+        lock.try_lock().map_err(|_| {
+            Error::InvalidArgument(format!(
+                "data_dir {}: another process is using it ({} is locked)",
+                dir.display(),
+                lock_path.display()
+            ))
+        })?;
+        Ok(DataDir {
+            dir: dir.to_owned(),
+            _lock: lock,
+            saving: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Returns the snapshot file's path.
+    pub(crate) fn snapshot_path(&self) -> PathBuf {
+        self.dir.join(SNAPSHOT_FILE)
+    }
+
+    /// Loads the snapshot into `store` (empty), if there is one; `None` if
+    /// there is none. On any error the store stays empty and the file is
+    /// left as it is.
+    pub(crate) async fn load(&self, store: Arc<Store>) -> Result<Option<SnapshotInfo>> {
+        let path = self.snapshot_path();
+        blocking(move || {
+            let file = match File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io_error(&path, &e)),
+            };
+            let info = store
+                .load_snapshot(BufReader::with_capacity(IO_BUFFER, file))
+                .map_err(|e| snapshot_error(&path, &e))?;
+            Ok(Some(info))
+        })
+        .await
+    }
+
+    /// Saves `store` as this directory's snapshot and returns once the file
+    /// is durable.
+    pub(crate) async fn save(&self, store: Arc<Store>, node_id: &str) -> Result<SavedSnapshot> {
+        let _one_at_a_time = self.saving.lock().await;
+        let (dir, path, node_id) = (self.dir.clone(), self.snapshot_path(), node_id.to_owned());
+        blocking(move || {
+            let temp = tempfile::Builder::new()
+                .prefix(".snapshot-")
+                .suffix(".tmp")
+                .tempfile_in(&dir)
+                .map_err(|e| io_error(&dir, &e))?;
+            let out = BufWriter::with_capacity(IO_BUFFER, temp);
+            let (out, info) = store
+                .save_snapshot(out, &node_id)
+                .map_err(|e| snapshot_error(&path, &e))?;
+            let temp = out.into_inner().map_err(|e| io_error(&path, e.error()))?;
+            temp.as_file().sync_all().map_err(|e| io_error(&path, &e))?;
+            temp.persist(&path).map_err(|e| io_error(&path, &e.error))?;
+            File::open(&dir)
+                .and_then(|dir| dir.sync_all())
+                .map_err(|e| io_error(&dir, &e))?;
+            Ok(SavedSnapshot {
+                path,
+                bytes: info.bytes,
+                entries: info.entries,
+                tombstones: info.tombstones,
+            })
+        })
+        .await
+    }
+}
+
+/// Runs file work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Persistence(format!("snapshot task failed: {e}")))?
+}
+
+fn io_error(path: &Path, err: &std::io::Error) -> Error {
+    Error::Persistence(format!("{}: {err}", path.display()))
+}
+
+fn snapshot_error(path: &Path, err: &SnapshotError) -> Error {
+    Error::Persistence(format!("{}: {err}", path.display()))
+}
