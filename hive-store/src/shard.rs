@@ -105,6 +105,9 @@ pub(crate) struct Shard {
     mem: usize,
     /// The copy of the shard a snapshot is taking, if one is.
     capture: Option<Capture>,
+    /// Changes made to keys since the shard was created (writes, arrivals,
+    /// hand-offs, expiries), wrapping: what a snapshot would now miss.
+    changes: u64,
 }
 
 /// A copy of a shard as of one instant, taken a slice of keys at a time
@@ -177,6 +180,7 @@ impl Shard {
             hlc: Hlc::default(),
             mem: 0,
             capture: None,
+            changes: 0,
         }
     }
 
@@ -207,6 +211,12 @@ impl Shard {
         self.tombstone(key)
             .filter(|version| version.hlc <= capture.cut)
             .map(Prior::Tombstone)
+    }
+
+    /// Returns how many changes were made to keys since the shard was
+    /// created (wrapping).
+    pub(crate) fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Ends the capture and returns the instant and the states at it of the
@@ -273,6 +283,7 @@ impl Shard {
         if wake > now {
             return;
         }
+        self.changes = self.changes.wrapping_add(1);
         if !slot.entry.is_expired(now) {
             let freed = slot.entry.data.purge_expired(now);
             slot.entry.mem -= freed;
@@ -343,6 +354,7 @@ impl Shard {
                         Ok(reply)
                     }
                     Write::Updated(reply) => {
+                        self.changes = self.changes.wrapping_add(1);
                         let delta = reservation.commit();
                         slot.entry.mem = slot.entry.mem.wrapping_add_signed(delta);
                         self.mem = self.mem.wrapping_add_signed(delta);
@@ -365,6 +377,7 @@ impl Shard {
                         shared.limits.check_entry(data.accounted_size())?;
                         let mem = entry_size(key, &data);
                         resize_budget(&shared.budget, slot.entry.mem, mem)?;
+                        self.changes = self.changes.wrapping_add(1);
                         self.mem = self.mem - slot.entry.mem + mem;
                         let version = stamp(&mut self.hlc, shared, now);
                         slot.entry = Entry {
@@ -378,6 +391,7 @@ impl Shard {
                     }
                     Write::Delete(reply) => {
                         reservation.cancel();
+                        self.changes = self.changes.wrapping_add(1);
                         let version = stamp(&mut self.hlc, shared, now);
                         let (slot, _) = occupied.remove();
                         self.unlink(shared, slot, old_wake, Some(version));
@@ -415,6 +429,7 @@ impl Shard {
                             capture.keep_tombstone(key, buried.version);
                         }
                         self.mem += mem;
+                        self.changes = self.changes.wrapping_add(1);
                         let version = stamp(&mut self.hlc, shared, now);
                         let entry = Entry {
                             data,
@@ -455,6 +470,7 @@ impl Shard {
         if version <= current {
             return Ok(Applied::Stale);
         }
+        self.changes = self.changes.wrapping_add(1);
         if let Some(capture) = &mut self.capture {
             if let Some(slot) = self.table.find(hash, |slot| slot.key[..] == *key) {
                 capture.keep_entry(&slot.key, &slot.entry);
@@ -565,6 +581,7 @@ impl Shard {
             let slot = occupied.get();
             capture.keep_entry(&slot.key, &slot.entry);
         }
+        self.changes = self.changes.wrapping_add(1);
         let (slot, _) = occupied.remove();
         let wake = slot.entry.wake_at();
         reindex(&mut self.expiry, &slot.key, wake, NEVER);

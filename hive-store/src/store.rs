@@ -120,6 +120,16 @@ impl Store {
             .sum()
     }
 
+    /// Returns how many changes were made to keys since the store was
+    /// created — writes, arriving copies, hand-offs, expiries — wrapping at
+    /// `u64::MAX`: the difference between two readings is what changed in
+    /// between (what a snapshot taken at the first would miss).
+    pub fn changes(&self) -> u64 {
+        self.shards
+            .iter()
+            .fold(0u64, |sum, cell| sum.wrapping_add(cell.0.read().changes()))
+    }
+
     /// Returns the number of shards (the unit the janitor sweeps).
     pub fn shard_count(&self) -> usize {
         self.shards.len()

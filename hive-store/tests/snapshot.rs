@@ -440,3 +440,28 @@ proptest! {
         assert_empty(&restored);
     }
 }
+
+#[test]
+fn changes_count_writes_deletes_arrivals_and_expiries_not_reads() {
+    let clock = MockClock::default();
+    let store = store(&clock);
+    let start = store.changes();
+    store.set(b"a", b("1"), Some(100)).unwrap();
+    store.set(b"b", b("1"), None).unwrap();
+    store.get(b"b").unwrap();
+    assert_eq!(store.changes() - start, 2, "two writes, one read");
+    store.del(b"b").unwrap();
+    store.del(b"missing").unwrap();
+    assert_eq!(
+        store.changes() - start,
+        3,
+        "a delete of nothing changes nothing"
+    );
+    clock.advance(200);
+    store.sweep(64);
+    assert_eq!(store.changes() - start, 4, "an expiry is a change");
+    let other = self::store(&clock);
+    other.set(b"c", b("1"), None).unwrap();
+    store.apply(other.export(b"c").unwrap().unwrap()).unwrap();
+    assert_eq!(store.changes() - start, 5, "an arriving copy is a change");
+}

@@ -15,7 +15,7 @@ use crate::cache::Cache;
 use crate::config::{Config, GossipPreset, Mode};
 use crate::error::{Error, Result};
 use crate::janitor;
-use crate::persist::{DataDir, SavedSnapshot};
+use crate::persist::{DataDir, PersistenceStatus, SavedSnapshot};
 use crate::status::{ClusterStatus, Member, MemberState};
 
 /// A running node. Get a [`Cache`] from it for the typed stores.
@@ -279,6 +279,21 @@ impl Node {
                 "a standalone node is a cluster of one; it will never see {members} members"
             ))),
         }
+    }
+
+    /// Returns where this node's snapshots stand; `None` without
+    /// `Config::data_dir`.
+    pub fn persistence(&self) -> Option<PersistenceStatus> {
+        self.data_dir
+            .as_ref()
+            .map(|dir| dir.status(self.store.changes()))
+    }
+
+    /// Stops the node gracefully, as [`Node::shutdown`] does, but writes no
+    /// snapshot: the data directory keeps the last one saved.
+    pub async fn shutdown_without_save(mut self) -> Result<()> {
+        self.data_dir = None;
+        self.shutdown().await
     }
 
     /// Stops the node gracefully: in cluster mode the data this node holds is

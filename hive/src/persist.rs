@@ -10,7 +10,9 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use hive_store::{SnapshotError, SnapshotInfo, Store};
 
@@ -38,6 +40,32 @@ pub struct SavedSnapshot {
     pub tombstones: u64,
 }
 
+/// Where a node's snapshots stand ([`Node::persistence`](crate::Node::persistence)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistenceStatus {
+    /// The data directory.
+    pub dir: PathBuf,
+    /// When the last successful save finished; at start, when the snapshot
+    /// was loaded (or the node started, if there was none).
+    pub last_save: SystemTime,
+    /// Whether the last save attempt succeeded (true before any).
+    pub last_save_ok: bool,
+    /// A save is under way.
+    pub saving: bool,
+    /// Changes to keys since the last successful save began: what a crash
+    /// now would lose.
+    pub changes_since_save: u64,
+}
+
+/// The last save's outcome.
+#[derive(Debug)]
+struct LastSave {
+    at: SystemTime,
+    ok: bool,
+    /// `Store::changes` when it began.
+    changes: u64,
+}
+
 /// An open data directory; the lock is held until it is dropped.
 #[derive(Debug)]
 pub(crate) struct DataDir {
@@ -45,7 +73,9 @@ pub(crate) struct DataDir {
     /// Held for the directory's lifetime; dropping it releases the lock.
     _lock: File,
     /// One save at a time.
-    saving: tokio::sync::Mutex<()>,
+    one_at_a_time: tokio::sync::Mutex<()>,
+    saving: AtomicBool,
+    last: Mutex<LastSave>,
 }
 
 impl DataDir {
@@ -70,8 +100,36 @@ impl DataDir {
         Ok(DataDir {
             dir: dir.to_owned(),
             _lock: lock,
-            saving: tokio::sync::Mutex::new(()),
+            one_at_a_time: tokio::sync::Mutex::new(()),
+            saving: AtomicBool::new(false),
+            last: Mutex::new(LastSave {
+                at: SystemTime::now(),
+                ok: true,
+                changes: 0,
+            }),
         })
+    }
+
+    /// Returns where saves stand, given the store's change count now.
+    pub(crate) fn status(&self, changes_now: u64) -> PersistenceStatus {
+        let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        PersistenceStatus {
+            dir: self.dir.clone(),
+            last_save: last.at,
+            last_save_ok: last.ok,
+            saving: self.saving.load(Ordering::Acquire),
+            changes_since_save: changes_now.wrapping_sub(last.changes),
+        }
+    }
+
+    /// Records that the store, as loaded, is what the directory holds.
+    fn loaded(&self, changes: u64) {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        *last = LastSave {
+            at: SystemTime::now(),
+            ok: true,
+            changes,
+        };
     }
 
     /// Returns the snapshot file's path.
@@ -84,7 +142,7 @@ impl DataDir {
     /// left as it is.
     pub(crate) async fn load(&self, store: Arc<Store>) -> Result<Option<SnapshotInfo>> {
         let path = self.snapshot_path();
-        blocking(move || {
+        let loaded = blocking(move || {
             let file = match File::open(&path) {
                 Ok(file) => file,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -93,15 +151,39 @@ impl DataDir {
             let info = store
                 .load_snapshot(BufReader::with_capacity(IO_BUFFER, file))
                 .map_err(|e| snapshot_error(&path, &e))?;
-            Ok(Some(info))
+            Ok(Some((info, store.changes())))
         })
-        .await
+        .await?;
+        Ok(loaded.map(|(info, changes)| {
+            self.loaded(changes);
+            info
+        }))
     }
 
     /// Saves `store` as this directory's snapshot and returns once the file
     /// is durable.
     pub(crate) async fn save(&self, store: Arc<Store>, node_id: &str) -> Result<SavedSnapshot> {
-        let _one_at_a_time = self.saving.lock().await;
+        let _one_at_a_time = self.one_at_a_time.lock().await;
+        self.saving.store(true, Ordering::Release);
+        let changes = store.changes();
+        let saved = self.write(store, node_id).await;
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        match &saved {
+            Ok(_) => {
+                *last = LastSave {
+                    at: SystemTime::now(),
+                    ok: true,
+                    changes,
+                };
+            }
+            Err(_) => last.ok = false,
+        }
+        self.saving.store(false, Ordering::Release);
+        saved
+    }
+
+    /// Writes the snapshot file; see [`DataDir::save`].
+    async fn write(&self, store: Arc<Store>, node_id: &str) -> Result<SavedSnapshot> {
         let (dir, path, node_id) = (self.dir.clone(), self.snapshot_path(), node_id.to_owned());
         blocking(move || {
             let temp = tempfile::Builder::new()

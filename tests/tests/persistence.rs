@@ -248,3 +248,43 @@ fn snapshot_settings_are_checked() {
     };
     assert!(matches!(cluster.validate(), Err(Error::InvalidArgument(m)) if m.contains("data_dir")));
 }
+
+#[tokio::test]
+async fn the_status_counts_changes_since_the_last_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path()).await;
+    let fresh = node.persistence().expect("a data dir");
+    assert_eq!(fresh.dir, dir.path());
+    assert_eq!(
+        (fresh.changes_since_save, fresh.saving, fresh.last_save_ok),
+        (0, false, true)
+    );
+    write_all_kinds(&node, "a").await;
+    let dirty = node.persistence().unwrap().changes_since_save;
+    assert!(dirty >= 7, "one change per write at least: {dirty}");
+    node.save_snapshot().await.unwrap();
+    let saved = node.persistence().unwrap();
+    assert_eq!(saved.changes_since_save, 0);
+    assert!(saved.last_save >= fresh.last_save);
+    node.shutdown().await.unwrap();
+
+    let plain = Node::start(Config::default()).await.unwrap();
+    assert_eq!(plain.persistence(), None);
+    plain.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stop_without_save_keeps_the_last_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path()).await;
+    write_all_kinds(&node, "kept").await;
+    node.save_snapshot().await.unwrap();
+    write_all_kinds(&node, "dropped").await;
+    node.shutdown_without_save().await.unwrap();
+
+    let node = start(dir.path()).await;
+    assert_all_kinds(&node, "kept").await;
+    let values = ValueStore::<String>::new(&node.cache(), "v");
+    assert_eq!(values.get("dropped").await, Err(Error::NotFound));
+    node.shutdown().await.unwrap();
+}
