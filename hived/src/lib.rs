@@ -23,4 +23,5 @@ pub mod options;
 pub mod resp;
 mod server;
 
+pub use commands::ShutdownMode;
 pub use server::{DEFAULT_MAX_OUTPUT_BUFFER, MIN_MAX_OUTPUT_BUFFER, Server, ServerOptions};

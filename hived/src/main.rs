@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use hived::options::{LoadError, Options};
-use hived::{Server, ServerOptions};
+use hived::{Server, ServerOptions, ShutdownMode};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -36,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
             password: options.requirepass.clone(),
             maxmemory: options.mem_limit,
             max_output_buffer: Some(options.output_buffer_limit),
+            save_interval: node_snapshot_interval(&options),
             ..ServerOptions::default()
         },
     )
@@ -52,8 +53,14 @@ async fn main() -> anyhow::Result<()> {
     let mut signals = Signals::install()?;
     tracing::info!(node = %node.id(), %resp, gossip = ?node.gossip_addr(), "hived ready");
 
+    let mut shutdown = server.shutdown_requests();
     let serving = tokio::spawn(server.run(stop.clone()));
-    signals.next().await;
+    let mode = tokio::select! {
+        () = signals.next() => ShutdownMode::Save,
+        requested = shutdown.wait_for(Option::is_some) => {
+            requested.ok().and_then(|mode| *mode).unwrap_or(ShutdownMode::Save)
+        }
+    };
     tracing::info!("stopping: finishing requests, handing data off");
     stop.cancel();
     tokio::spawn(async move {
@@ -63,12 +70,23 @@ async fn main() -> anyhow::Result<()> {
     });
     serving.await.context("the server task")?;
     // Every connection has ended, so this is the last handle on the node.
-    match std::sync::Arc::try_unwrap(node) {
-        Ok(node) => node.shutdown().await.context("leaving the cluster")?,
-        Err(_) => anyhow::bail!("a connection outlived the server; stopping without hand-off"),
+    match (std::sync::Arc::try_unwrap(node), mode) {
+        (Ok(node), ShutdownMode::Save) => node.shutdown().await.context("stopping the node")?,
+        (Ok(node), ShutdownMode::NoSave) => node
+            .shutdown_without_save()
+            .await
+            .context("stopping the node")?,
+        (Err(_), _) => {
+            anyhow::bail!("a connection outlived the server; stopping without hand-off")
+        }
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Returns the automatic snapshot period the node runs with.
+fn node_snapshot_interval(options: &Options) -> Option<std::time::Duration> {
+    options.node_config().snapshot_interval
 }
 
 /// SIGINT and SIGTERM, listened for from installation on.

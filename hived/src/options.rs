@@ -79,6 +79,15 @@ pub struct Options {
     /// must exceed --rebalance-debounce-ms.
     #[arg(long, env = "HIVE_TOMBSTONE_RETENTION_MS", default_value_t = 120_000)]
     pub tombstone_retention_ms: u64,
+    /// Directory for the snapshot (standalone mode): loaded at start (a
+    /// corrupt one stops the start and is left as it is), written by SAVE,
+    /// BGSAVE, every --save-interval and at shutdown. Off when unset.
+    #[arg(long, env = "HIVE_DIR")]
+    pub dir: Option<std::path::PathBuf>,
+    /// Seconds between automatic snapshots with --dir; 0 saves only on
+    /// SAVE, BGSAVE and shutdown.
+    #[arg(long, env = "HIVE_SAVE_INTERVAL", default_value_t = 300)]
+    pub save_interval: u64,
 }
 
 impl Options {
@@ -176,6 +185,9 @@ impl Options {
             },
             rebalance_debounce: Duration::from_millis(self.rebalance_debounce_ms),
             tombstone_retention: Duration::from_millis(self.tombstone_retention_ms),
+            data_dir: self.dir.clone(),
+            snapshot_interval: (self.dir.is_some() && self.save_interval > 0)
+                .then(|| Duration::from_secs(self.save_interval)),
             ..hive::Config::default()
         }
     }

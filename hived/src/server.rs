@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use futures::future::join_all;
 
-use crate::commands::{Args, Conn, Connected, Shared, Stats, dispatch, single_key};
+use crate::commands::{Args, Conn, Connected, Shared, ShutdownMode, Stats, dispatch, single_key};
 use crate::resp::{Frame, Limits, Parser};
 
 /// Replies are written once this much is queued, even mid-pipeline, and the
@@ -65,6 +65,8 @@ pub struct ServerOptions {
     /// The node's memory limit in bytes (0: none), as `CONFIG GET maxmemory`
     /// reports it.
     pub maxmemory: u64,
+    /// Period of automatic snapshots, as `CONFIG GET save` reports it.
+    pub save_interval: Option<std::time::Duration>,
 }
 
 /// A bound RESP server.
@@ -106,9 +108,19 @@ impl Server {
             // No keepalive probes are configured, and no protected mode.
             ("tcp-keepalive", "0".to_owned()),
             ("protected-mode", "no".to_owned()),
-            // Hive keeps nothing on disk.
-            ("save", String::new()),
+            // Redis's form: save after N seconds if at least 1 change.
+            (
+                "save",
+                options
+                    .save_interval
+                    .map_or_else(String::new, |every| format!("{} 1", every.as_secs())),
+            ),
             ("appendonly", "no".to_owned()),
+            (
+                "dir",
+                node.persistence()
+                    .map_or_else(String::new, |status| status.dir.display().to_string()),
+            ),
         ];
         Ok(Server {
             listener,
@@ -121,6 +133,8 @@ impl Server {
                 stats: Stats::new(local.port()),
                 settings,
                 max_output_buffer,
+                shutdown: tokio::sync::watch::Sender::new(None),
+                background: TaskTracker::new(),
             }),
             max_query_buffer,
             limits,
@@ -130,6 +144,13 @@ impl Server {
     /// Returns the address actually bound.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Returns a receiver that holds `Some(mode)` once a client sent
+    /// `SHUTDOWN`: the owner then stops the server (and the node) as on
+    /// SIGTERM, saving or not as `mode` says.
+    pub fn shutdown_requests(&self) -> tokio::sync::watch::Receiver<Option<ShutdownMode>> {
+        self.shared.shutdown.subscribe()
     }
 
     /// Serves until `stop` is cancelled, then stops accepting and waits for
@@ -164,6 +185,8 @@ impl Server {
         }
         connections.close();
         connections.wait().await;
+        self.shared.background.close();
+        self.shared.background.wait().await;
     }
 }
 

@@ -6,6 +6,7 @@ mod connection;
 mod hashes;
 mod keys;
 mod lists;
+mod persistence;
 mod scan;
 mod server;
 mod sets;
@@ -17,6 +18,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+pub use persistence::ShutdownMode;
 
 use bytes::Bytes;
 use hive::raw::{Op, Reply};
@@ -85,12 +88,19 @@ pub(crate) struct Shared {
     /// larger replies cost the client its connection, and random picks
     /// that could be larger are refused up front ([`bound_reply`]).
     pub max_output_buffer: usize,
+    /// Set by `SHUTDOWN`: the server's owner stops it ([`Server::shutdown_requests`](crate::Server::shutdown_requests)).
+    pub shutdown: tokio::sync::watch::Sender<Option<ShutdownMode>>,
+    /// Work a command started and left running (`BGSAVE`): the server waits
+    /// for it before it stops.
+    pub background: tokio_util::task::TaskTracker,
 }
 
 /// Server-wide counters for `INFO`'s clients and stats sections.
 #[derive(Debug)]
 pub(crate) struct Stats {
     pub started: Instant,
+    /// When the server started, on the wall clock (`LASTSAVE` without `--dir`).
+    pub started_at: SystemTime,
     /// The port clients connect to (`INFO`'s `tcp_port`).
     pub port: u16,
     pub connected_clients: AtomicU64,
@@ -106,6 +116,7 @@ impl Stats {
     pub(crate) fn new(port: u16) -> Stats {
         Stats {
             started: Instant::now(),
+            started_at: SystemTime::now(),
             port,
             connected_clients: AtomicU64::new(0),
             connections_received: AtomicU64::new(0),
@@ -210,6 +221,7 @@ pub(crate) fn table() -> impl Iterator<Item = &'static Command> {
         strings::COMMANDS,
         hashes::COMMANDS,
         lists::COMMANDS,
+        persistence::COMMANDS,
         server::COMMANDS,
         sets::COMMANDS,
         zsets::COMMANDS,

@@ -1,5 +1,6 @@
 //! Server commands: `HIVE.STATUS` (members, states, ring shares, rebalance
-//! progress), `HIVE.OWNERS`, `DBSIZE` and `INFO`.
+//! progress), `HIVE.OWNERS`, `DBSIZE` and `INFO` (whose persistence section
+//! `persistence.rs` writes).
 
 use std::sync::atomic::Ordering;
 
@@ -170,6 +171,9 @@ async fn info(conn: &mut Conn, args: Args) -> Frame {
             status.peer_rpc_errors,
             status.transfer_refusals,
         ));
+    }
+    if wanted("persistence") {
+        out.push_str(&super::persistence::info_section(conn));
     }
     if wanted("keyspace") {
         out.push_str("# Keyspace\r\n");

@@ -39,6 +39,9 @@ pub enum Frame {
     Set(Vec<Frame>),
     /// A boolean (0 or 1 in RESP2).
     Bool(bool),
+    /// No reply at all: the connection closes instead (a successful
+    /// `SHUTDOWN`, which clients expect to see as a closed connection).
+    Silence,
 }
 
 impl Frame {
@@ -101,6 +104,7 @@ impl Frame {
                 })
             }
             Frame::Bool(_) => 4,
+            Frame::Silence => 0,
         }
     }
 
@@ -151,6 +155,7 @@ impl Frame {
                 out.put_slice(if *value { b"#t\r\n" } else { b"#f\r\n" })
             }
             Frame::Bool(value) => line(out, b':', if *value { b"1" } else { b"0" }),
+            Frame::Silence => {}
         }
     }
 }
