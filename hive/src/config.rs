@@ -85,10 +85,14 @@ pub struct Config {
     /// would pass it fails with `InvalidArgument` and changes nothing. At least
     /// `max_value_bytes`.
     pub max_entry_bytes: usize,
-    /// Directory for this node's snapshot (standalone mode): loaded at start,
-    /// written at a graceful shutdown, every `snapshot_interval` and by
+    /// Directory for this node's snapshot: loaded at start, written at a
+    /// graceful shutdown, every `snapshot_interval` and by
     /// [`Node::save_snapshot`](crate::Node::save_snapshot). One process per
-    /// directory. `None` keeps nothing across restarts.
+    /// directory. In cluster mode a snapshot older than
+    /// `tombstone_retention` is discarded at start (it could bring back keys
+    /// deleted since), and a loaded one is offered to the other owners
+    /// version by version: newer versions and tombstones win. `None` keeps
+    /// nothing across restarts.
     pub data_dir: Option<PathBuf>,
     /// Period of automatic snapshots (with `data_dir`); `None` saves only at
     /// a graceful shutdown and when asked.
@@ -152,9 +156,6 @@ impl Config {
             return invalid("snapshot_interval needs a data_dir to write to");
         }
         if self.mode == Mode::Cluster {
-            if self.data_dir.is_some() {
-                return invalid("data_dir is supported in standalone mode only for now");
-            }
             self.bind_ip()?;
             self.advertise_ip()?;
             self.seed_addrs()?;

@@ -72,8 +72,12 @@ impl Node {
             Some(dir) => Some(Arc::new(DataDir::open(dir)?)),
             None => None,
         };
+        // In a cluster, other members drop a tombstone `tombstone_retention`
+        // after everyone settled: an older snapshot may hold copies of keys
+        // deleted since, which nothing would stop coming back.
+        let max_age = clustered.then_some(config.tombstone_retention);
         if let Some(dir) = &data_dir
-            && let Some(loaded) = dir.load(store.clone()).await?
+            && let Some(loaded) = dir.load(store.clone(), max_age).await?
         {
             tracing::info!(
                 node = %id,
@@ -302,7 +306,14 @@ impl Node {
     /// is stopped and waited for, and with a `data_dir` a last snapshot is
     /// written (an error writing it is returned, once everything stopped).
     pub async fn shutdown(mut self) -> Result<()> {
+        let mut saved = Ok(());
         if let Some(cluster) = self.cluster.take() {
+            // A leaving member hands its keys off and ends up empty: its
+            // snapshot is taken first. (Writes during the leave reach the
+            // new owners; a restart catches up from them.)
+            if let Some(dir) = self.data_dir.take() {
+                saved = self.save_last(&dir).await;
+            }
             cluster.shutdown().await?;
         }
         self.cache.stop();
@@ -310,10 +321,16 @@ impl Node {
         self.tasks.close();
         self.tasks.wait().await;
         if let Some(dir) = self.data_dir.take() {
-            let saved = dir.save(self.store.clone(), &self.id).await?;
-            tracing::info!(node = %self.id, path = %saved.path.display(), entries = saved.entries, "snapshot saved at shutdown");
+            saved = self.save_last(&dir).await;
         }
         tracing::info!(node = %self.id, "node stopped");
+        saved
+    }
+
+    /// Writes the snapshot of a stopping node.
+    async fn save_last(&self, dir: &DataDir) -> Result<()> {
+        let saved = dir.save(self.store.clone(), &self.id).await?;
+        tracing::info!(node = %self.id, path = %saved.path.display(), entries = saved.entries, "snapshot saved at shutdown");
         Ok(())
     }
 }

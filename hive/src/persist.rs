@@ -138,9 +138,16 @@ impl DataDir {
     }
 
     /// Loads the snapshot into `store` (empty), if there is one; `None` if
-    /// there is none. On any error the store stays empty and the file is
-    /// left as it is.
-    pub(crate) async fn load(&self, store: Arc<Store>) -> Result<Option<SnapshotInfo>> {
+    /// there is none, or if it was written `max_age` or longer ago (then it
+    /// is discarded with a log line: in a cluster, the tombstones of keys
+    /// deleted since may be gone, and its copies would bring those keys
+    /// back). On any error the store stays empty and the file is left as it
+    /// is.
+    pub(crate) async fn load(
+        &self,
+        store: Arc<Store>,
+        max_age: Option<std::time::Duration>,
+    ) -> Result<Option<SnapshotInfo>> {
         let path = self.snapshot_path();
         let loaded = blocking(move || {
             let file = match File::open(&path) {
@@ -151,6 +158,19 @@ impl DataDir {
             let info = store
                 .load_snapshot(BufReader::with_capacity(IO_BUFFER, file))
                 .map_err(|e| snapshot_error(&path, &e))?;
+            let age_ms = store.now_ms().saturating_sub(info.created_ms);
+            if let Some(max_age) = max_age
+                && u128::from(age_ms) >= max_age.as_millis()
+            {
+                store.clear();
+                tracing::warn!(
+                    path = %path.display(),
+                    age_ms,
+                    max_age_ms = max_age.as_millis() as u64,
+                    "snapshot discarded: older than tombstone_retention, it could bring back keys deleted since"
+                );
+                return Ok(None);
+            }
             Ok(Some((info, store.changes())))
         })
         .await?;

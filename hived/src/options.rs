@@ -79,9 +79,10 @@ pub struct Options {
     /// must exceed --rebalance-debounce-ms.
     #[arg(long, env = "HIVE_TOMBSTONE_RETENTION_MS", default_value_t = 120_000)]
     pub tombstone_retention_ms: u64,
-    /// Directory for the snapshot (standalone mode): loaded at start (a
-    /// corrupt one stops the start and is left as it is), written by SAVE,
-    /// BGSAVE, every --save-interval and at shutdown. Off when unset.
+    /// Directory for the snapshot: loaded at start (a corrupt one stops the
+    /// start and is left as it is; in a cluster one older than
+    /// --tombstone-retention-ms is discarded), written by SAVE, BGSAVE, every
+    /// --save-interval and at shutdown. Off when unset.
     #[arg(long, env = "HIVE_DIR")]
     pub dir: Option<std::path::PathBuf>,
     /// Seconds between automatic snapshots with --dir; 0 saves only on

@@ -225,9 +225,19 @@ impl<C: PeerClient> Shared<C> {
         let mut owners: Vec<(SocketAddr, bool)> = Vec::new();
         for view in earlier.iter() {
             for id in view.owners(key) {
+                // A member that restarted since is another process: the one
+                // the earlier view names is gone with what it held (copies
+                // at the other owners are fetched from them), and its
+                // successor holds nothing it can vouch for.
+                let restarted = |peer: &Peer| {
+                    current
+                        .peer(id)
+                        .is_some_and(|now| now.incarnation != peer.incarnation)
+                };
                 if *id != self.id
                     && !failed.contains(id)
                     && let Some(peer) = view.peer(id)
+                    && !restarted(peer)
                     && !owners.iter().any(|(addr, _)| *addr == peer.rpc_addr)
                 {
                     owners.push((peer.rpc_addr, current.contains(id)));
