@@ -21,6 +21,8 @@ Runs the criterion benchmarks, then prints each measured function against its ba
 
   NAME       only this benchmark: ring (P10), store (P1), typed (P2), cluster (P4, P5)
              or rebalance (P8); default: all
+             `cargo xtask bench resp [--smoke]` runs P6 and P7 against redis-server,
+             `cargo xtask bench snapshot [--smoke] [--keys N]` runs P11
   --smoke    run each benchmark once without timing (criterion's --test), print no table;
              this is what CI runs so the benchmarks never rot
   --quick    shorthand for `-- --warm-up-time 1 --measurement-time 2`
@@ -111,8 +113,10 @@ struct Options {
 }
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    if args.first().map(String::as_str) == Some("resp") {
-        return crate::resp::run(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("resp") => return crate::resp::run(&args[1..]),
+        Some("snapshot") => return crate::snapshot::run(&args[1..]),
+        _ => {}
     }
     let Some(options) = parse_args(args)? else {
         print!("{USAGE}");

@@ -9,6 +9,7 @@ mod cluster;
 mod netns;
 mod partition;
 mod resp;
+mod snapshot;
 mod test;
 
 use std::path::{Path, PathBuf};

@@ -234,7 +234,7 @@ impl Cluster {
 }
 
 /// Runs `redis-cli -p port args...`; returns its output.
-fn cli(port: u16, args: &[&str]) -> anyhow::Result<String> {
+pub(crate) fn cli(port: u16, args: &[&str]) -> anyhow::Result<String> {
     let output = Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
@@ -289,8 +289,17 @@ fn benchmark(
 fn memory(server: &Server, keys: u64) -> anyhow::Result<(f64, f64)> {
     let used_before = used_memory(server.port)?;
     let rss_before = rss(server.child.id())?;
+    load_keys(server.port, keys)?;
+    let used = used_memory(server.port)?.saturating_sub(used_before);
+    let rss = rss(server.child.id())?.saturating_sub(rss_before);
+    Ok((used as f64 / keys as f64, rss as f64 / keys as f64))
+}
+
+/// Loads `keys` keys of 16 bytes with 100-byte values into the server on
+/// `port` (`redis-cli --pipe`).
+pub(crate) fn load_keys(port: u16, keys: u64) -> anyhow::Result<()> {
     let mut pipe = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &server.port.to_string(), "--pipe"])
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "--pipe"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -308,9 +317,7 @@ fn memory(server: &Server, keys: u64) -> anyhow::Result<(f64, f64)> {
     if !pipe.wait()?.success() {
         bail!("redis-cli --pipe failed");
     }
-    let used = used_memory(server.port)?.saturating_sub(used_before);
-    let rss = rss(server.child.id())?.saturating_sub(rss_before);
-    Ok((used as f64 / keys as f64, rss as f64 / keys as f64))
+    Ok(())
 }
 
 fn used_memory(port: u16) -> anyhow::Result<u64> {
@@ -340,6 +347,6 @@ fn rss(pid: u32) -> anyhow::Result<u64> {
         .context("no VmRSS")
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
