@@ -373,7 +373,8 @@ impl Member<'_> {
         SocketAddr::new(self.host, self.gossip_port)
     }
 
-    /// The command that starts it, with stdout discarded.
+    /// The command that starts it, with stdout (its log) discarded unless
+    /// `HIVE_CHAOS_LOG` names a log filter.
     pub(crate) fn command(&self, binary: &Path) -> Command {
         let mut command = match self.namespace {
             Some(ns) => {
@@ -388,7 +389,12 @@ impl Member<'_> {
             .args(["--resp", &self.resp().to_string()])
             .args(["--port", &self.gossip_port.to_string(), "--gossip", "local"])
             .args(["--replication-factor", &self.replication_factor.to_string()])
-            .args(["--rebalance-debounce-ms", "100", "--log", "error"])
+            .args([
+                "--rebalance-debounce-ms",
+                "100",
+                "--log",
+                &member_log_filter(),
+            ])
             .stdout(Stdio::null());
         if let Some(id) = self.id {
             command.args(["--node-id", id]);
@@ -482,4 +488,10 @@ impl Client {
             other => bail!("unexpected RESP type {other:?}"),
         })
     }
+}
+
+/// The log filter members run with: errors only, or `HIVE_CHAOS_LOG` (a
+/// `tracing` filter such as `hive_cluster=info`) to diagnose a run.
+pub(crate) fn member_log_filter() -> String {
+    std::env::var("HIVE_CHAOS_LOG").unwrap_or_else(|_| "error".to_owned())
 }

@@ -153,6 +153,9 @@ impl Cluster {
         command.args(["--tombstone-retention-ms", TOMBSTONE_RETENTION_MS]);
         println!("$ {}", crate::display_command(&command));
         let log = File::options().append(true).open(&place.log)?;
+        if std::env::var_os("HIVE_CHAOS_LOG").is_some() {
+            command.stdout(log.try_clone()?);
+        }
         command.stderr(log);
         let child = command.spawn().context("starting hived")?;
         let node = Node::serving(child, place.resp()).with_context(|| {
