@@ -211,23 +211,30 @@ fn check(addr: std::net::SocketAddr, protocol: u8, target: &str) {
     );
 }
 
+// Each server has a data directory, as every redis-server has one: the
+// suite's SAVE, BGSAVE and LASTSAVE tests write snapshots.
+
 #[test]
 fn redis_py_command_tests_pass_over_resp2() {
-    let server = Hived::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Hived::start_in(dir.path());
     check(server.addr, 2, "standalone");
 }
 
 #[test]
 fn redis_py_command_tests_pass_over_resp3() {
-    let server = Hived::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Hived::start_in(dir.path());
     check(server.addr, 3, "standalone");
 }
 
 #[test]
 fn redis_py_command_tests_pass_through_a_three_process_cluster() {
-    let first = Process::start(None);
-    let second = Process::start(Some(first.gossip));
-    let third = Process::start(Some(first.gossip));
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dir = |i: usize| dirs[i].path().to_str().unwrap().to_owned();
+    let first = Process::start_with(None, &["--dir", &dir(0)]);
+    let second = Process::start_with(Some(first.gossip), &["--dir", &dir(1)]);
+    let third = Process::start_with(Some(first.gossip), &["--dir", &dir(2)]);
     for node in [&first, &second, &third] {
         node.wait_for(3);
     }

@@ -24,7 +24,22 @@ impl Hived {
         Hived::start_with(ServerOptions::default())
     }
 
+    /// A server whose node keeps its snapshot in `dir`, as `--dir` does.
+    pub(crate) fn start_in(dir: &std::path::Path) -> Hived {
+        Hived::start_node(
+            hive::Config {
+                data_dir: Some(dir.to_owned()),
+                ..hive::Config::default()
+            },
+            ServerOptions::default(),
+        )
+    }
+
     pub(crate) fn start_with(options: ServerOptions) -> Hived {
+        Hived::start_node(hive::Config::default(), options)
+    }
+
+    fn start_node(config: hive::Config, options: ServerOptions) -> Hived {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -32,11 +47,8 @@ impl Hived {
             .expect("a runtime");
         let stop = CancellationToken::new();
         let addr = runtime.block_on(async {
-            let node = std::sync::Arc::new(
-                hive::Node::start(hive::Config::default())
-                    .await
-                    .expect("a standalone node"),
-            );
+            let node =
+                std::sync::Arc::new(hive::Node::start(config).await.expect("a standalone node"));
             let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), node.clone(), options)
                 .await
                 .expect("binds");
