@@ -197,6 +197,7 @@ fn measure(kind: &Kind, dir: &Path, settings: &Settings) -> anyhow::Result<Measu
 
     let p99_steady_ms = p99(port, settings.requests)?;
     let p99_saving_ms = p99_while_saving(port, settings.requests)?;
+    wait_for_no_background_save(port)?;
 
     let started = Instant::now();
     let saved = cli(port, &["SAVE"])?;
@@ -235,6 +236,18 @@ fn wait_for_keys(port: u16, keys: u64) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Polls `INFO persistence` until no background save runs.
+fn wait_for_no_background_save(port: u16) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while cli(port, &["INFO", "persistence"])?.contains("rdb_bgsave_in_progress:1") {
+        if Instant::now() > deadline {
+            bail!("a background save never ended");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
 }
 
 /// p99 latency in ms of `redis-benchmark -t set,get` (the larger of the two).
