@@ -198,8 +198,8 @@ impl Store {
     /// Copies shard `shard` as of one instant, handing `sink` its live
     /// entries and tombstones a slice at a time with that instant (Unix ms;
     /// TTLs are remaining from it). No lock is held while `sink` runs, and
-    /// each lock is held for at most [`CAPTURE_SLICE`] keys (and once, to
-    /// list the shard's keys): the shard keeps serving, and each change made
+    /// each lock is held for at most [`CAPTURE_SLICE`] keys (and a read lock
+    /// once, to list the shard's keys): the shard keeps serving, and each change made
     /// meanwhile first keeps the key's state as of the instant (`Capture`),
     /// which comes last. A key changed after its slice went out comes twice,
     /// with the same version. Nothing past the last shard.
@@ -211,9 +211,11 @@ impl Store {
         let Some(lock) = self.shard_lock(shard) else {
             return Ok(());
         };
-        let (at_ms, keys) = lock.write().begin_capture(self.clock().now_ms());
+        let at_ms = self.clock().now_ms();
+        lock.write().begin_capture(at_ms);
         // Ends the capture however this returns, so writers stop keeping.
         let capture = CaptureGuard(lock);
+        let keys = lock.read().capture_keys();
         let hasher = &self.shared().hasher;
         let mut batch = Vec::with_capacity(CAPTURE_SLICE);
         for slice in keys.chunks(CAPTURE_SLICE) {

@@ -184,20 +184,27 @@ impl Shard {
         }
     }
 
-    /// Starts capturing the shard as of `now` for a snapshot, and returns its
-    /// keys and tombstoned keys: the copy reads them a slice at a time
-    /// ([`Shard::captured`]), then takes what changed ([`Shard::end_capture`]).
-    /// Returns the instant too. A capture already running is replaced.
-    pub(crate) fn begin_capture(&mut self, now: u64) -> (u64, Vec<Bytes>) {
+    /// Starts capturing the shard as of `now` for a snapshot: from here on
+    /// every change to a key unchanged since keeps its prior state. The copy
+    /// then lists the keys ([`Shard::capture_keys`], under a read lock: a
+    /// key created since is skipped by its version, one deleted since is in
+    /// the kept states), reads them a slice at a time ([`Shard::captured`])
+    /// and takes what changed ([`Shard::end_capture`]). A capture already
+    /// running is replaced.
+    pub(crate) fn begin_capture(&mut self, now: u64) {
         self.capture = Some(Capture {
             cut: self.hlc.last(),
             at_ms: now,
             before: Vec::new(),
         });
+    }
+
+    /// Returns the keys and tombstoned keys, for a capture to read.
+    pub(crate) fn capture_keys(&self) -> Vec<Bytes> {
         let mut keys = Vec::with_capacity(self.table.len() + self.tombstones.len());
         keys.extend(self.table.iter().map(|slot| slot.key.clone()));
         keys.extend(self.tombstones.keys().cloned());
-        (now, keys)
+        keys
     }
 
     /// Returns `key`'s state at the capture's instant if it is unchanged

@@ -97,6 +97,19 @@ impl Store {
         out: W,
         node_id: &str,
     ) -> Result<(W, SnapshotInfo), SnapshotError> {
+        self.save_snapshot_paced(out, node_id, |_| {})
+    }
+
+    /// [`Store::save_snapshot`], calling `pace` after each shard with the
+    /// time the shard took: a background save can pause there to leave the
+    /// CPU to the store's clients (sleeping as long as the shard took halves
+    /// its share of a core).
+    pub fn save_snapshot_paced<W: Write>(
+        &self,
+        out: W,
+        node_id: &str,
+        mut pace: impl FnMut(std::time::Duration),
+    ) -> Result<(W, SnapshotInfo), SnapshotError> {
         let created_ms = self.now_ms();
         let header = Header {
             node_id: node_id.to_owned(),
@@ -104,7 +117,9 @@ impl Store {
         };
         let mut writer = FrameWriter::new(out, &header)?;
         for shard in 0..self.shard_count() {
+            let started = std::time::Instant::now();
             self.capture_shard(shard, |taken_at, entries| writer.entries(taken_at, entries))?;
+            pace(started.elapsed());
         }
         let (out, bytes, counts) = writer.finish()?;
         Ok((

@@ -230,13 +230,13 @@ fn a_save_copies_each_shard_as_of_one_instant_while_writes_go_on() {
             ..StoreConfig::default()
         },
     ));
+    // Values that do not compress, so frames are written about 1 MiB at a
+    // time and the first one goes out in the middle of the copy.
+    let mut rng = fastrand::Rng::with_seed(7);
     for i in 0..3_000 {
+        let value: Vec<u8> = std::iter::repeat_with(|| rng.u8(..)).take(1_000).collect();
         store
-            .set(
-                format!("k{i}").as_bytes(),
-                Bytes::from(vec![b'v'; 1_000]),
-                None,
-            )
+            .set(format!("k{i}").as_bytes(), Bytes::from(value), None)
             .unwrap();
     }
     store.hset(b"hash", b("early"), b("1"), None).unwrap();
@@ -352,6 +352,26 @@ fn a_frame_length_past_the_bound_is_refused_before_anything_is_allocated() {
     match err {
         SnapshotError::Corrupt { offset, reason } => {
             assert_eq!(offset, frame);
+            assert!(reason.contains("frame length"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
+    assert_empty(&restored);
+}
+
+#[test]
+fn a_decompressed_length_past_the_bound_is_refused_before_anything_is_allocated() {
+    let clock = MockClock::default();
+    let (mut bytes, _) = save(&filled(&clock, 20));
+    let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let frame = 16 + header_len;
+    let payload_len = u32::from_le_bytes(bytes[frame + 8..frame + 12].try_into().unwrap());
+    assert!(payload_len > 0, "this frame is stored compressed");
+    bytes[frame + 8..frame + 12].copy_from_slice(&(u32::MAX - 1).to_le_bytes());
+    let restored = store(&clock);
+    match restored.load_snapshot(&bytes[..]).unwrap_err() {
+        SnapshotError::Corrupt { offset, reason } => {
+            assert_eq!(offset, frame as u64);
             assert!(reason.contains("frame length"), "{reason}");
         }
         other => panic!("{other}"),

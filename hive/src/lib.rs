@@ -77,6 +77,6 @@ pub use cache::Cache;
 pub use config::{Config, GossipPreset, Mode};
 pub use error::{Error, Result};
 pub use node::Node;
-pub use persist::{PersistenceStatus, SavedSnapshot};
+pub use persist::{Pace, PersistenceStatus, SavedSnapshot};
 pub use status::{ClusterStatus, Member, MemberState};
 pub use stores::{HashStore, ListStore, SetStore, ValueStore, ZSetEntry, ZSetStore};

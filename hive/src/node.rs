@@ -15,7 +15,7 @@ use crate::cache::Cache;
 use crate::config::{Config, GossipPreset, Mode};
 use crate::error::{Error, Result};
 use crate::janitor;
-use crate::persist::{DataDir, PersistenceStatus, SavedSnapshot};
+use crate::persist::{DataDir, Pace, PersistenceStatus, SavedSnapshot};
 use crate::status::{ClusterStatus, Member, MemberState};
 
 /// A running node. Get a [`Cache`] from it for the typed stores.
@@ -133,6 +133,12 @@ impl Node {
     /// [`Error::Persistence`] naming the file if it cannot be written (the
     /// previous snapshot then stays).
     pub async fn save_snapshot(&self) -> Result<SavedSnapshot> {
+        self.save_snapshot_at(Pace::Now).await
+    }
+
+    /// [`Node::save_snapshot`] at `pace`: [`Pace::Background`] takes about
+    /// twice as long and leaves more of the CPU to the node's clients.
+    pub async fn save_snapshot_at(&self, pace: Pace) -> Result<SavedSnapshot> {
         if self.cache.is_stopped() {
             return Err(Error::ShuttingDown);
         }
@@ -141,7 +147,7 @@ impl Node {
                 "save_snapshot needs Config::data_dir".to_owned(),
             ));
         };
-        dir.save(self.store.clone(), &self.id).await
+        dir.save(self.store.clone(), &self.id, pace).await
     }
 
     /// Returns a handle for the typed stores.
@@ -329,7 +335,7 @@ impl Node {
 
     /// Writes the snapshot of a stopping node.
     async fn save_last(&self, dir: &DataDir) -> Result<()> {
-        let saved = dir.save(self.store.clone(), &self.id).await?;
+        let saved = dir.save(self.store.clone(), &self.id, Pace::Now).await?;
         tracing::info!(node = %self.id, path = %saved.path.display(), entries = saved.entries, "snapshot saved at shutdown");
         Ok(())
     }
@@ -366,7 +372,7 @@ async fn save_every(
         let Some(dir) = dir.upgrade() else {
             return;
         };
-        match dir.save(store.clone(), &id).await {
+        match dir.save(store.clone(), &id, Pace::Background).await {
             Ok(saved) => {
                 tracing::debug!(node = %id, entries = saved.entries, bytes = saved.bytes, "snapshot saved")
             }

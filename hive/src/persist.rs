@@ -66,6 +66,17 @@ struct LastSave {
     changes: u64,
 }
 
+/// How fast a save goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// As fast as it can: someone waits for it (`SAVE`, a stopping node).
+    Now,
+    /// At about half a core, leaving the rest to clients (`BGSAVE`, the
+    /// snapshot timer): it pauses after each store shard as long as the
+    /// shard took.
+    Background,
+}
+
 /// An open data directory; the lock is held until it is dropped.
 #[derive(Debug)]
 pub(crate) struct DataDir {
@@ -181,12 +192,18 @@ impl DataDir {
     }
 
     /// Saves `store` as this directory's snapshot and returns once the file
-    /// is durable.
-    pub(crate) async fn save(&self, store: Arc<Store>, node_id: &str) -> Result<SavedSnapshot> {
+    /// is durable. A background save ([`Pace::Background`]) pauses after
+    /// each shard as long as the shard took, leaving the CPU to clients.
+    pub(crate) async fn save(
+        &self,
+        store: Arc<Store>,
+        node_id: &str,
+        pace: Pace,
+    ) -> Result<SavedSnapshot> {
         let _one_at_a_time = self.one_at_a_time.lock().await;
         self.saving.store(true, Ordering::Release);
         let changes = store.changes();
-        let saved = self.write(store, node_id).await;
+        let saved = self.write(store, node_id, pace).await;
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         match &saved {
             Ok(_) => {
@@ -203,7 +220,7 @@ impl DataDir {
     }
 
     /// Writes the snapshot file; see [`DataDir::save`].
-    async fn write(&self, store: Arc<Store>, node_id: &str) -> Result<SavedSnapshot> {
+    async fn write(&self, store: Arc<Store>, node_id: &str, pace: Pace) -> Result<SavedSnapshot> {
         let (dir, path, node_id) = (self.dir.clone(), self.snapshot_path(), node_id.to_owned());
         blocking(move || {
             let temp = tempfile::Builder::new()
@@ -213,7 +230,11 @@ impl DataDir {
                 .map_err(|e| io_error(&dir, &e))?;
             let out = BufWriter::with_capacity(IO_BUFFER, temp);
             let (out, info) = store
-                .save_snapshot(out, &node_id)
+                .save_snapshot_paced(out, &node_id, |took| {
+                    if pace == Pace::Background {
+                        std::thread::sleep(took);
+                    }
+                })
                 .map_err(|e| snapshot_error(&path, &e))?;
             let temp = out.into_inner().map_err(|e| io_error(&path, e.error()))?;
             temp.as_file().sync_all().map_err(|e| io_error(&path, &e))?;

@@ -3,7 +3,9 @@
 //! ```text
 //! header   "HIVESNAP" | format version: u32 | header length: u32 | header (MessagePack map:
 //!          node_id, created_ms)
-//! frames   length: u32 (1..) | crc32 of the payload: u32 | payload
+//! frames   stored length: u32 (1..) | crc32 of the stored bytes: u32 |
+//!          payload length: u32 (0: stored as is) | stored bytes (the payload,
+//!          LZ4-block-compressed unless the payload length is 0)
 //!          payload = taken at (Unix ms): u64 | entry count: u32 | that many MessagePack
 //!                    `ExportedEntry`s (TTLs remaining as of "taken at")
 //! trailer  0: u32 (a frame length of 0 ends the frames) | entries: u64 | tombstones: u64 |
@@ -11,8 +13,10 @@
 //! ```
 //!
 //! Integers are little-endian. A frame holds about [`FRAME_TARGET`] bytes of
-//! entries (one larger entry goes alone). The file is untrusted input: every
-//! length is checked against a bound before anything is allocated for it.
+//! entries (one larger entry goes alone), compressed when that makes it
+//! smaller. The file is untrusted input: every length — stored and
+//! decompressed — is checked against a bound before anything is allocated
+//! for it.
 
 use std::io::{self, Read, Write};
 
@@ -63,6 +67,8 @@ pub(super) struct FrameWriter<W: Write> {
     written: u64,
     /// The frame being filled: its entries, already encoded.
     frame: Vec<u8>,
+    /// Room for the compressed frame, reused.
+    compressed: Vec<u8>,
     frame_taken_at: u64,
     frame_count: u32,
     counts: Counts,
@@ -87,6 +93,7 @@ impl<W: Write> FrameWriter<W> {
             crc: crc32fast::Hasher::new(),
             written: 0,
             frame: Vec::with_capacity(FRAME_PREFIX + FRAME_TARGET),
+            compressed: Vec::new(),
             frame_taken_at: 0,
             frame_count: 0,
             counts: Counts::default(),
@@ -147,14 +154,37 @@ impl<W: Write> FrameWriter<W> {
         }
         self.frame[..8].copy_from_slice(&self.frame_taken_at.to_le_bytes());
         self.frame[8..FRAME_PREFIX].copy_from_slice(&self.frame_count.to_le_bytes());
-        let len = u32::try_from(self.frame.len())
-            .map_err(|_| SnapshotError::Encode("a frame over 4 GiB".to_owned()))?;
-        let payload_crc = crc32fast::hash(&self.frame);
-        let frame = std::mem::take(&mut self.frame);
-        self.put(&len.to_le_bytes())?;
-        self.put(&payload_crc.to_le_bytes())?;
-        self.put(&frame)?;
-        self.frame = frame;
+        let too_large = |_| SnapshotError::Encode("a frame over 4 GiB".to_owned());
+        let raw_len = u32::try_from(self.frame.len()).map_err(too_large)?;
+        self.compressed.resize(
+            lz4_flex::block::get_maximum_output_size(self.frame.len()),
+            0,
+        );
+        let compressed = lz4_flex::block::compress_into(&self.frame, &mut self.compressed)
+            .map_err(|e| SnapshotError::Encode(format!("compressing a frame: {e}")))?;
+        // Stored compressed only when that is smaller; a payload length of
+        // 0 says the stored bytes are the payload itself.
+        let (stored, payload_len) = if compressed < self.frame.len() {
+            (std::mem::take(&mut self.compressed), raw_len)
+        } else {
+            (std::mem::take(&mut self.frame), 0)
+        };
+        let stored_len = if payload_len == 0 {
+            raw_len
+        } else {
+            u32::try_from(compressed).map_err(too_large)?
+        };
+        let bytes = &stored[..stored_len as usize];
+        let crc = crc32fast::hash(bytes);
+        self.put(&stored_len.to_le_bytes())?;
+        self.put(&crc.to_le_bytes())?;
+        self.put(&payload_len.to_le_bytes())?;
+        self.put(bytes)?;
+        if payload_len == 0 {
+            self.frame = stored;
+        } else {
+            self.compressed = stored;
+        }
         self.frame.clear();
         self.frame_count = 0;
         Ok(())
@@ -226,26 +256,49 @@ impl<R: Read> FrameReader<R> {
     /// counts and checksum matched.
     pub(super) fn next_frame(&mut self) -> Result<Option<Frame>, SnapshotError> {
         let offset = self.offset;
-        let len = self.u32()? as usize;
-        if len == 0 {
+        let stored_len = self.u32()? as usize;
+        if stored_len == 0 {
             self.trailer()?;
             return Ok(None);
         }
-        if len > self.max_frame || len < FRAME_PREFIX {
+        let expected_crc = self.u32()?;
+        let payload_len = self.u32()? as usize;
+        let len = if payload_len == 0 {
+            stored_len
+        } else {
+            payload_len
+        };
+        if stored_len > self.max_frame || len > self.max_frame || len < FRAME_PREFIX {
             return Err(self.corrupt(
                 offset,
                 &format!(
-                    "frame length {len} outside {FRAME_PREFIX}..={}",
+                    "frame length {len} (stored {stored_len}) outside {FRAME_PREFIX}..={}",
                     self.max_frame
                 ),
             ));
         }
-        let expected_crc = self.u32()?;
-        let mut payload = vec![0; len];
-        self.take(&mut payload)?;
-        if crc32fast::hash(&payload) != expected_crc {
+        let mut stored = vec![0; stored_len];
+        self.take(&mut stored)?;
+        if crc32fast::hash(&stored) != expected_crc {
             return Err(self.corrupt(offset, "frame checksum mismatch"));
         }
+        let payload = if payload_len == 0 {
+            stored
+        } else {
+            let mut payload = vec![0; payload_len];
+            match lz4_flex::block::decompress_into(&stored, &mut payload) {
+                Ok(written) if written == payload_len => payload,
+                Ok(written) => {
+                    return Err(self.corrupt(
+                        offset,
+                        &format!("frame decompressed to {written} bytes, not {payload_len}"),
+                    ));
+                }
+                Err(e) => {
+                    return Err(self.corrupt(offset, &format!("frame does not decompress: {e}")));
+                }
+            }
+        };
         let taken_at = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
         let count = u32::from_le_bytes(payload[8..FRAME_PREFIX].try_into().expect("4 bytes"));
         // Every entry takes at least one byte: a count past that is a lie,

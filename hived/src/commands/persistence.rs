@@ -97,7 +97,7 @@ async fn bgsave(conn: &mut Conn, args: Args) -> Frame {
     }
     let node = conn.shared.node.clone();
     conn.shared.background.spawn(async move {
-        if let Err(err) = node.save_snapshot().await {
+        if let Err(err) = node.save_snapshot_at(hive::Pace::Background).await {
             tracing::warn!(%err, "background save failed");
         }
     });
