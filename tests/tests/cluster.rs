@@ -987,19 +987,32 @@ async fn assert_newest_state(nodes: &[&Node]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_restarted_from_its_snapshot_answers_the_newest_state_everywhere() {
-    // Spec: cluster.md G1, G5. node-c saves, the others then delete and
-    // rewrite keys, node-c crashes and restarts from its older snapshot: its
-    // copies are offered version by version, so tombstones and newer
-    // versions win, and every node answers the newest state.
-    let retention = Duration::from_secs(60);
-    let dir = tempfile::tempdir().unwrap();
-    let mut nodes = cluster(2, 2).await;
+/// Starts node-a, node-b and node-c (node-c with a data directory in
+/// `dir`), all with `retention`, and waits until they settled.
+async fn three_with_a_data_dir(dir: &std::path::Path, retention: Duration) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    for id in ["node-a", "node-b"] {
+        let seeds: Vec<&Node> = nodes.iter().collect();
+        nodes.push(
+            Node::start(Config {
+                node_id: id.into(),
+                tombstone_retention: retention,
+                ..config(&seeds, 2)
+            })
+            .await
+            .unwrap(),
+        );
+    }
     let seeds: Vec<&Node> = nodes.iter().collect();
-    let c = member_with_dir(&seeds, "node-c", dir.path(), retention).await;
+    let c = member_with_dir(&seeds, "node-c", dir, retention).await;
     nodes.push(c);
     settle(&nodes).await;
+    nodes
+}
+
+/// Writes `k0..k300` = "v1", has node-c save a snapshot, then deletes the
+/// first hundred and rewrites the next hundred to "v2".
+async fn save_then_change(nodes: &[Node]) {
     let values = ValueStore::<String>::new(&nodes[0].cache(), "v");
     for i in 0..300 {
         values
@@ -1018,13 +1031,30 @@ async fn a_node_restarted_from_its_snapshot_answers_the_newest_state_everywhere(
             .await
             .unwrap();
     }
-    drop(nodes.pop()); // kill -9: no save, no hand-off
-    settle(&nodes).await;
+}
 
+/// Crashes node-c (the last node), waits for the others to settle without
+/// it, restarts it from `dir`, and waits for all three.
+async fn crash_and_restart_c(nodes: &mut Vec<Node>, dir: &std::path::Path, retention: Duration) {
+    drop(nodes.pop()); // kill -9: no save, no hand-off
+    settle(nodes).await;
     let seeds: Vec<&Node> = nodes.iter().collect();
-    let c = member_with_dir(&seeds, "node-c", dir.path(), retention).await;
+    let c = member_with_dir(&seeds, "node-c", dir, retention).await;
     nodes.push(c);
-    settle(&nodes).await;
+    settle(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_from_its_snapshot_answers_the_newest_state_everywhere() {
+    // Spec: cluster.md G1, G5. node-c saves, the others then delete and
+    // rewrite keys, node-c crashes and restarts from its older snapshot: its
+    // copies are offered version by version, so tombstones and newer
+    // versions win, and every node answers the newest state.
+    let retention = Duration::from_secs(60);
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = three_with_a_data_dir(dir.path(), retention).await;
+    save_then_change(&nodes).await;
+    crash_and_restart_c(&mut nodes, dir.path(), retention).await;
     assert_newest_state(&nodes.iter().collect::<Vec<_>>()).await;
 }
 
@@ -1035,51 +1065,13 @@ async fn a_snapshot_older_than_tombstone_retention_is_discarded_so_deleted_keys_
     // snapshot that old would bring the keys back if it were loaded.
     let retention = Duration::from_millis(800);
     let dir = tempfile::tempdir().unwrap();
-    let mut nodes = Vec::new();
-    for id in ["node-a", "node-b"] {
-        let seeds: Vec<&Node> = nodes.iter().collect();
-        nodes.push(
-            Node::start(Config {
-                node_id: id.into(),
-                tombstone_retention: retention,
-                ..config(&seeds, 2)
-            })
-            .await
-            .unwrap(),
-        );
-    }
-    let seeds: Vec<&Node> = nodes.iter().collect();
-    let c = member_with_dir(&seeds, "node-c", dir.path(), retention).await;
-    nodes.push(c);
-    settle(&nodes).await;
-    let values = ValueStore::<String>::new(&nodes[0].cache(), "v");
-    for i in 0..300 {
-        values
-            .set(&format!("k{i}"), &"v1".to_owned())
-            .await
-            .unwrap();
-    }
-    nodes[2].save_snapshot().await.unwrap();
-    for i in 0..100 {
-        values.del(&format!("k{i}")).await.unwrap();
-    }
-    for i in 100..200 {
-        values
-            .set(&format!("k{i}"), &"v2".to_owned())
-            .await
-            .unwrap();
-    }
+    let mut nodes = three_with_a_data_dir(dir.path(), retention).await;
+    save_then_change(&nodes).await;
     let deadline = Instant::now() + READY;
     while nodes.iter().any(|node| node.status().tombstones > 0) {
         assert!(Instant::now() < deadline, "tombstones never collected");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    drop(nodes.pop());
-    settle(&nodes).await;
-
-    let seeds: Vec<&Node> = nodes.iter().collect();
-    let c = member_with_dir(&seeds, "node-c", dir.path(), retention).await;
-    nodes.push(c);
-    settle(&nodes).await;
+    crash_and_restart_c(&mut nodes, dir.path(), retention).await;
     assert_newest_state(&nodes.iter().collect::<Vec<_>>()).await;
 }
