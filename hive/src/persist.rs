@@ -201,7 +201,9 @@ impl DataDir {
         pace: Pace,
     ) -> Result<SavedSnapshot> {
         let _one_at_a_time = self.one_at_a_time.lock().await;
-        self.saving.store(true, Ordering::Release);
+        // Cleared however this ends, a caller dropping the future included
+        // (the file work itself runs on to its end).
+        let _saving = Saving::start(&self.saving);
         let changes = store.changes();
         let saved = self.write(store, node_id, pace).await;
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
@@ -215,7 +217,6 @@ impl DataDir {
             }
             Err(_) => last.ok = false,
         }
-        self.saving.store(false, Ordering::Release);
         saved
     }
 
@@ -250,6 +251,22 @@ impl DataDir {
             })
         })
         .await
+    }
+}
+
+/// Marks a save under way until dropped.
+struct Saving<'a>(&'a AtomicBool);
+
+impl<'a> Saving<'a> {
+    fn start(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::Release);
+        Saving(flag)
+    }
+}
+
+impl Drop for Saving<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 

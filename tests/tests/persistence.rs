@@ -284,3 +284,20 @@ async fn a_stop_without_save_keeps_the_last_snapshot() {
     assert_eq!(values.get("dropped").await, Err(Error::NotFound));
     node.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_save_abandoned_by_its_caller_does_not_stay_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path()).await;
+    write_all_kinds(&node, "a").await;
+    // Dropped at its first await: the save never reports as running again.
+    let abandoned = tokio::time::timeout(Duration::ZERO, node.save_snapshot()).await;
+    drop(abandoned);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node.persistence().unwrap().saving {
+        assert!(Instant::now() < deadline, "still saving");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    node.save_snapshot().await.expect("a later save runs");
+    node.shutdown().await.unwrap();
+}
