@@ -87,6 +87,16 @@ async fn assert_all_kinds(node: &Node, tag: &str) {
     );
 }
 
+/// Starts a node on `dir` and asserts that it holds what
+/// `write_all_kinds(kept)` wrote and not the value `write_all_kinds(lost)` wrote.
+async fn assert_restart_keeps(dir: &Path, kept: &str, lost: &str) {
+    let node = start(dir).await;
+    assert_all_kinds(&node, kept).await;
+    let values = ValueStore::<String>::new(&node.cache(), "v");
+    assert_eq!(values.get(lost).await, Err(Error::NotFound));
+    node.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_graceful_stop_saves_and_the_next_start_loads_everything() {
     let dir = tempfile::tempdir().unwrap();
@@ -115,11 +125,7 @@ async fn a_crash_keeps_what_the_last_snapshot_held() {
     write_all_kinds(&node, "unsaved").await;
     drop(node); // a crash: no save
 
-    let node = start(dir.path()).await;
-    assert_all_kinds(&node, "saved").await;
-    let values = ValueStore::<String>::new(&node.cache(), "v");
-    assert_eq!(values.get("unsaved").await, Err(Error::NotFound));
-    node.shutdown().await.unwrap();
+    assert_restart_keeps(dir.path(), "saved", "unsaved").await;
 }
 
 #[tokio::test]
@@ -278,11 +284,7 @@ async fn a_stop_without_save_keeps_the_last_snapshot() {
     write_all_kinds(&node, "dropped").await;
     node.shutdown_without_save().await.unwrap();
 
-    let node = start(dir.path()).await;
-    assert_all_kinds(&node, "kept").await;
-    let values = ValueStore::<String>::new(&node.cache(), "v");
-    assert_eq!(values.get("dropped").await, Err(Error::NotFound));
-    node.shutdown().await.unwrap();
+    assert_restart_keeps(dir.path(), "kept", "dropped").await;
 }
 
 #[tokio::test]
