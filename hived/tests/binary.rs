@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Client, Value, free_port};
+use support::{Client, Spawned, Value, free_port};
 
 #[test]
 fn options_from_a_file_json_logs_and_a_graceful_sigterm() {
@@ -103,19 +103,11 @@ fn scrape(addr: &str) -> Option<String> {
 
 #[test]
 fn metrics_count_commands_by_result_and_report_the_node() {
-    let (resp, metrics) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hived"))
-        .args(["--resp", &format!("127.0.0.1:{resp}")])
-        .args(["--metrics", &format!("127.0.0.1:{metrics}")])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("hived starts");
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    lines
-        .map_while(Result::ok)
-        .find(|line| line.contains("hived ready"))
-        .expect("hived logs that it is ready");
-    let mut client = Client::connect(format!("127.0.0.1:{resp}").parse().unwrap());
+    let metrics = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hived"));
+    command.args(["--metrics", &format!("127.0.0.1:{metrics}")]);
+    let hived = Spawned::start(command);
+    let mut client = hived.client();
     assert_eq!(client.call(&["SET", "k", "v"]), Value::Simple("OK".into()));
     assert_eq!(client.call(&["GET", "k"]), Value::bulk("v"));
     assert!(matches!(client.call(&["LPUSH", "k", "x"]), Value::Error(_)));
@@ -146,8 +138,6 @@ fn metrics_count_commands_by_result_and_report_the_node() {
     ] {
         assert!(text.contains(wanted), "{wanted} missing from:\n{text}");
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 /// Reads a `/proc/<pid>/status` field, in KiB.
@@ -163,47 +153,10 @@ fn proc_status_kib(pid: u32, field: &str) -> u64 {
 
 #[test]
 fn claimed_lengths_are_not_allocated_before_their_bytes_arrive() {
-    // Killed however the test ends.
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    // A free port may be taken by another test's process before hived binds
-    // it (hived then exits): try another one.
-    let started = Instant::now();
-    let (mut child, addr) = loop {
-        let resp = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_hived"))
-            .args(["--resp", &format!("127.0.0.1:{resp}"), "--log", "error"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("hived starts");
-        let mut child = Killed(child);
-        let addr = format!("127.0.0.1:{resp}");
-        let listening = loop {
-            if child.0.try_wait().expect("waits").is_some() {
-                break false;
-            }
-            if TcpStream::connect(&addr).is_ok() {
-                break true;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "hived did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        if listening {
-            break (child, addr);
-        }
-    };
-    let child = &mut child;
-    let mut control = Client::connect(addr.parse().unwrap());
-    let before = proc_status_kib(child.0.id(), "VmSize:");
+    let hived = Spawned::start(Command::new(env!("CARGO_BIN_EXE_hived")));
+    let addr = hived.resp;
+    let mut control = hived.client();
+    let before = proc_status_kib(hived.child.id(), "VmSize:");
     // 40 clients each announce a 60 MiB argument (within the 64 MiB limit)
     // and send one byte of it: 2.4 GiB claimed.
     let claims: Vec<TcpStream> = (0..40)
@@ -230,7 +183,7 @@ fn claimed_lengths_are_not_allocated_before_their_bytes_arrive() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(control.call(&["PING"]), Value::Simple("PONG".into()));
-    let after = proc_status_kib(child.0.id(), "VmSize:");
+    let after = proc_status_kib(hived.child.id(), "VmSize:");
     assert!(
         after < before + (512 << 10),
         "virtual memory grew from {before} KiB to {after} KiB for 2.4 GiB of claims"
@@ -257,33 +210,12 @@ fn info_field(client: &mut Client, section: &str, field: &str) -> u64 {
 // `--output-buffer-limit` costs the client its connection instead of memory.
 #[test]
 fn replies_queued_for_a_client_stay_bounded() {
-    let resp = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_hived"))
-        .args(["--resp", &format!("127.0.0.1:{resp}"), "--log", "error"])
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hived"));
+    command
         .args(["--cluster", "--bind", "127.0.0.1", "--port", "0"])
-        .args(["--gossip", "local", "--output-buffer-limit", "16MiB"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("hived starts");
-    // Killed however the test ends.
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let child = Killed(child);
-    let addr = format!("127.0.0.1:{resp}").parse().unwrap();
-    let started = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "hived did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        .args(["--gossip", "local", "--output-buffer-limit", "16MiB"]);
+    let hived = Spawned::start(command);
+    let addr = hived.resp;
     let mut control = Client::connect(addr);
     // 64 keys of 2 MiB each.
     const KEYS: usize = 64;
@@ -293,7 +225,7 @@ fn replies_queued_for_a_client_stay_bounded() {
         control.send(&[b"SET", format!("big-{i}").as_bytes(), &value(i)]);
         assert_eq!(control.read().unwrap(), Value::Simple("OK".into()));
     }
-    let peak_before = proc_status_kib(child.0.id(), "VmHWM:");
+    let peak_before = proc_status_kib(hived.child.id(), "VmHWM:");
 
     // Two rounds of GETs over every key, sent at once, nothing read yet.
     let mut reader = Client::connect(addr);
@@ -323,7 +255,7 @@ fn replies_queued_for_a_client_stay_bounded() {
             );
         }
     }
-    let grown_kib = proc_status_kib(child.0.id(), "VmHWM:").saturating_sub(peak_before);
+    let grown_kib = proc_status_kib(hived.child.id(), "VmHWM:").saturating_sub(peak_before);
     assert!(
         grown_kib < 48 << 10,
         "the server's peak memory grew by {grown_kib} KiB serving {KEYS} replies of {VALUE} bytes \

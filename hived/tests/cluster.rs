@@ -146,8 +146,8 @@ fn a_three_process_cluster_serves_every_key_everywhere_and_survives_kill_and_sto
     }
 
     // kill -9: the survivors detect it and still hold every acknowledged write.
-    third.child.kill().expect("SIGKILL");
-    third.child.wait().expect("reaped");
+    third.spawned.child.kill().expect("SIGKILL");
+    third.spawned.child.wait().expect("reaped");
     for node in [&first, &second] {
         node.wait_for(2);
     }
@@ -168,13 +168,13 @@ fn a_three_process_cluster_serves_every_key_everywhere_and_survives_kill_and_sto
 
     // SIGTERM: the node hands its data off before it exits.
     let status = Command::new("kill")
-        .args(["-TERM", &second.child.id().to_string()])
+        .args(["-TERM", &second.spawned.child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(status.success());
     let mut second = second;
     let started = Instant::now();
-    while second.child.try_wait().expect("waits").is_none() {
+    while second.spawned.child.try_wait().expect("waits").is_none() {
         assert!(
             started.elapsed() < DEADLINE,
             "hived did not stop on SIGTERM"
@@ -195,7 +195,7 @@ fn a_three_process_cluster_serves_every_key_everywhere_and_survives_kill_and_sto
 /// Sends `signal` (`STOP`, `CONT`) to `node`'s process.
 fn signal(node: &Process, signal: &str) {
     let status = Command::new("kill")
-        .args([&format!("-{signal}"), &node.child.id().to_string()])
+        .args([&format!("-{signal}"), &node.spawned.child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(status.success(), "kill -{signal}");

@@ -3,55 +3,46 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Client, Value, free_port};
+use support::{Client, Spawned, Value};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A standalone `hived` with a data directory; killed (-9) when dropped.
 struct Hived {
-    child: Child,
-    resp: SocketAddr,
+    spawned: Spawned,
 }
 
 impl Hived {
     fn start(dir: &Path) -> Hived {
-        let resp = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let child = Command::new(env!("CARGO_BIN_EXE_hived"))
-            .args(["--resp", &resp.to_string(), "--log", "error"])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hived"));
+        command
             .arg("--dir")
             .arg(dir)
             .args(["--save-interval", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("hived starts");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(resp).is_err() {
-            assert!(started.elapsed() < DEADLINE, "hived did not open {resp}");
-            std::thread::sleep(Duration::from_millis(20));
+            .stderr(Stdio::inherit());
+        Hived {
+            spawned: Spawned::start(command),
         }
-        Hived { child, resp }
     }
 
     fn client(&self) -> Client {
-        Client::connect(self.resp)
+        self.spawned.client()
     }
 
     fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+        self.spawned.child.kill().unwrap();
+        self.spawned.child.wait().unwrap();
     }
 
     /// Waits for the process to exit by itself; true if it exited with 0.
     fn wait_exit(mut self) -> bool {
         let started = Instant::now();
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.spawned.child.try_wait().unwrap() {
                 return status.success();
             }
             assert!(started.elapsed() < DEADLINE, "hived did not exit");
@@ -61,18 +52,11 @@ impl Hived {
 
     fn terminate(self) -> bool {
         let signalled = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &self.spawned.child.id().to_string()])
             .status()
             .unwrap();
         assert!(signalled.success());
         self.wait_exit()
-    }
-}
-
-impl Drop for Hived {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -302,12 +286,7 @@ fn a_corrupt_snapshot_keeps_hived_from_starting_and_is_left_as_it_is() {
     std::fs::write(&file, &bytes).unwrap();
 
     let Output { status, stderr, .. } = Command::new(env!("CARGO_BIN_EXE_hived"))
-        .args([
-            "--resp",
-            &format!("127.0.0.1:{}", free_port()),
-            "--log",
-            "error",
-        ])
+        .args(["--resp", "127.0.0.1:0", "--log", "error"])
         .arg("--dir")
         .arg(dir.path())
         .output()

@@ -121,6 +121,75 @@ impl Drop for Redis {
     }
 }
 
+/// A `hived` process listening on ports it picked itself (`--resp
+/// 127.0.0.1:0`, and `--port 0` for gossip in cluster mode): its addresses
+/// come from its "hived ready" log line, so no test guesses a free port that
+/// another process may take first. Killed (-9) when dropped.
+pub(crate) struct Spawned {
+    pub(crate) child: Child,
+    pub(crate) resp: SocketAddr,
+    /// The gossip address, in cluster mode.
+    pub(crate) gossip: Option<SocketAddr>,
+}
+
+impl Spawned {
+    /// Runs `command` (a `hived` with every option but `--resp` and the log
+    /// options) and waits until it is ready. Panics with hived's last lines
+    /// if it exits first.
+    pub(crate) fn start(mut command: Command) -> Spawned {
+        command
+            .args([
+                "--resp",
+                "127.0.0.1:0",
+                "--log",
+                "info",
+                "--log-format",
+                "json",
+            ])
+            .stdout(Stdio::piped());
+        let mut child = command.spawn().expect("hived starts");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let mut seen = Vec::new();
+        let ready = loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("hived ready") => break line,
+                Some(Ok(line)) => seen.push(line),
+                _ => {
+                    let status = child.wait().expect("reaped");
+                    panic!(
+                        "hived exited ({status}) before it was ready:\n{}",
+                        seen.join("\n")
+                    );
+                }
+            }
+        };
+        // Keep reading so that hived never blocks on a full pipe.
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+        let field = |name: &str, prefix: &str| -> Option<SocketAddr> {
+            let start =
+                ready.find(&format!("\"{name}\":\"{prefix}"))? + name.len() + prefix.len() + 4;
+            let end = start + ready[start..].find(['"', ')'])?;
+            ready[start..end].parse().ok()
+        };
+        Spawned {
+            resp: field("resp", "").unwrap_or_else(|| panic!("no resp address in {ready}")),
+            gossip: field("gossip", "Some("),
+            child,
+        }
+    }
+
+    pub(crate) fn client(&self) -> Client {
+        Client::connect(self.resp)
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Returns a port that was free a moment ago.
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -287,7 +356,7 @@ pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 /// One `hived` process, a member of a local test cluster (RF=2, gossip
 /// preset `local`); killed when dropped.
 pub(crate) struct Process {
-    pub(crate) child: Child,
+    pub(crate) spawned: Spawned,
     pub(crate) resp: SocketAddr,
     pub(crate) gossip: u16,
 }
@@ -300,36 +369,21 @@ impl Process {
 
     /// [`Process::start`] with `extra` arguments.
     pub(crate) fn start_with(seed: Option<u16>, extra: &[&str]) -> Process {
-        let (resp_port, gossip) = (free_port(), free_port());
-        let resp = SocketAddr::from(([127, 0, 0, 1], resp_port));
         let mut command = Command::new(env!("CARGO_BIN_EXE_hived"));
         command
-            .args([
-                "--resp",
-                &resp.to_string(),
-                "--cluster",
-                "--bind",
-                "127.0.0.1",
-            ])
-            .args(["--port", &gossip.to_string(), "--gossip", "local"])
+            .args(["--cluster", "--bind", "127.0.0.1", "--port", "0"])
+            .args(["--gossip", "local"])
             .args(["--replication-factor", "2", "--rebalance-debounce-ms", "50"])
-            .args(["--log", "error"])
             .args(extra)
-            .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if let Some(seed) = seed {
             command.args(["--seed", &format!("127.0.0.1:{seed}")]);
         }
-        let child = command.spawn().expect("hived starts");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(resp).is_err() {
-            assert!(started.elapsed() < DEADLINE, "hived did not open {resp}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let spawned = Spawned::start(command);
         Process {
-            child,
-            resp,
-            gossip,
+            resp: spawned.resp,
+            gossip: spawned.gossip.expect("a cluster member gossips").port(),
+            spawned,
         }
     }
 
@@ -377,12 +431,5 @@ impl Process {
             );
             std::thread::sleep(Duration::from_millis(25));
         }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
