@@ -524,6 +524,7 @@ mod tests {
                     ttl_ms: None,
                     payload: Bytes::from("v"),
                     tombstone: false,
+                    base: None,
                 };
                 (hlc, batchers.execute(peer, (7, entry)).await)
             })

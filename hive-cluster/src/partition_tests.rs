@@ -817,6 +817,81 @@ async fn a_primary_back_from_a_partition_builds_on_what_the_other_side_wrote() {
 }
 
 #[tokio::test]
+async fn a_primary_that_never_saw_the_partition_does_not_overwrite_what_the_other_side_wrote() {
+    // Spec: cluster.md G1, G7 — found by `cargo xtask chaos --seed 5` (run P
+    // in docs/reliability.md). Failure detection is not symmetric: node-1 is
+    // cut off for less time than it takes to declare the others failed, while
+    // they declare it failed and go on writing its list. node-1 never left the
+    // view it had, so nothing tells it to catch the list up. Its next push ran
+    // on its stale copy with a fresh version, and the replica took that newer
+    // version over its own, losing the push the other side had acknowledged.
+    // The replica now takes a state only if it was built on its own: node-1
+    // adopts the replica's list and runs the push again on top of it.
+    let network = MemoryNetwork::new();
+    // node-1's clock moves on by itself, so its push after the heal is
+    // stamped later than the other side's.
+    let clock = Arc::new(MockClock::new(SystemClock.now_ms()));
+    let nodes = [
+        start_with_clock(&network, 1, clock.clone()),
+        start(&network, 2),
+        start(&network, 3),
+    ];
+    let everyone = view_of(&[1, 2, 3]);
+    let key = (0..)
+        .map(|i| format!("list-{i}").into_bytes())
+        .find(|key| everyone.primary(key).map(String::as_str) == Some("node-1"))
+        .expect("node-1 is primary of some key");
+    for node in &nodes {
+        node.shared.set_view(everyone.clone());
+    }
+    let push = |value: &str| Op::Push {
+        end: End::Back,
+        values: vec![Bytes::copy_from_slice(value.as_bytes())],
+    };
+    nodes[0]
+        .shared
+        .execute(&key, push("a"))
+        .await
+        .expect("pushed");
+
+    // The cut: the others declare node-1 failed; node-1 notices nothing.
+    network.isolate(addr(1));
+    for node in &nodes[1..] {
+        node.shared.mark_failed("node-1", true);
+        node.shared.set_view(view_of(&[2, 3]));
+    }
+    nodes[1]
+        .shared
+        .execute(&key, push("b"))
+        .await
+        .expect("the other side serves");
+
+    // The heal: node-1 is back in the others' views; its own never changed.
+    network.rejoin(addr(1));
+    for node in &nodes[1..] {
+        node.shared.member_back(peer(1));
+        node.shared.set_view(everyone.clone());
+    }
+    clock.advance(1_000);
+    let pushed = nodes[0].shared.execute(&key, push("c")).await;
+    assert_eq!(
+        pushed.expect("pushed after the heal"),
+        Reply::Count(3),
+        "the push runs on the replica's list"
+    );
+    let expected = Reply::List(vec![Bytes::from("a"), Bytes::from("b"), Bytes::from("c")]);
+    let copies = copies(&nodes, &everyone, &key);
+    assert!(copies[0].is_some() && copies[0] == copies[1], "{copies:?}");
+    for node in &nodes {
+        let list = node
+            .shared
+            .execute(&key, Op::LRange { start: 0, stop: -1 })
+            .await;
+        assert_eq!(list.expect("reads"), expected, "through {}", node.shared.id);
+    }
+}
+
+#[tokio::test]
 async fn a_request_from_a_member_declared_failed_does_not_run() {
     // Spec: cluster.md G1, G7 — found by `cargo xtask chaos` with partitions:
     // a write forwarded to node-1 just before node-1 was cut off can arrive

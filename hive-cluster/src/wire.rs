@@ -147,6 +147,7 @@ pub(crate) fn to_wire(entry: &ExportedEntry) -> Entry {
             encode(&entry.data, payload_hint(&entry.data))
         },
         tombstone,
+        base: None,
     }
 }
 
@@ -279,6 +280,7 @@ mod tests {
             ttl_ms: None,
             payload: Bytes::from_static(b"\xc1"),
             tombstone: false,
+            base: None,
         };
         assert_eq!(from_wire(entry.clone()).unwrap_err().kind, ErrorKind::Codec);
         // Variant 0 of the payload enum is a tombstone: only the flag may say so.

@@ -17,7 +17,7 @@ use crate::error::{Result, StoreError};
 use crate::hash::HashData;
 use crate::list::ListData;
 use crate::set::SetData;
-use crate::shard::{Applied, Captured, Incoming, Prior, Shard, Shared, Write};
+use crate::shard::{Accept, Applied, Captured, Incoming, Prior, Shard, Shared, Write};
 use crate::store::Store;
 use crate::version::Version;
 use crate::zset::ZSetData;
@@ -147,6 +147,7 @@ fn apply_locked(
     hash: u64,
     now: u64,
     incoming: ExportedEntry,
+    accept: Accept,
 ) -> Result<Applied> {
     let ExportedEntry {
         key,
@@ -165,7 +166,7 @@ fn apply_locked(
             },
         },
     };
-    shard.apply(shared, hash, &key, version, incoming, now)
+    shard.apply(shared, (hash, &key), (version, incoming), accept, now)
 }
 
 /// Converts a remaining TTL into a deadline; `Ok(None)` if it has run out.
@@ -266,11 +267,43 @@ impl Store {
     /// empty collections) are refused with `InvalidArgument`, and growth past the
     /// memory limit with `CapacityExceeded`, changing nothing.
     pub fn apply(&self, incoming: ExportedEntry) -> Result<Applied> {
+        self.apply_as(incoming, Accept::Newer)
+    }
+
+    /// [`Store::apply`] for a state its sender built on `base`: the version
+    /// the sender held before the writes that made it (a primary's replica
+    /// write). Answers [`Applied::Diverged`], changing nothing, if the store
+    /// holds a version newer than `base` that the sender did not stamp: the
+    /// sender's state lacks that write, and last-writer-wins would lose it.
+    pub fn apply_built_on(&self, incoming: ExportedEntry, base: Version) -> Result<Applied> {
+        self.apply_as(incoming, Accept::BuiltOn(base))
+    }
+
+    /// Replaces what the store holds for the key with `incoming`, even if it
+    /// is older ([`Applied::Stale`] only if it is the same version): a primary
+    /// taking the state a replica's [`Applied::Diverged`] revealed, before it
+    /// runs its writes again on top of it.
+    pub fn replace(&self, incoming: ExportedEntry) -> Result<Applied> {
+        self.apply_as(incoming, Accept::Any)
+    }
+
+    /// Returns the version of `key`'s entry or tombstone — the state a write
+    /// on it builds on; `None` if the store knows nothing of it.
+    pub fn state_version(&self, key: &[u8]) -> Result<Option<Version>> {
+        self.limits().check_key(key)?;
+        let shared = self.shared();
+        Ok(self.with_shard(key, |shard, hash, now| {
+            shard.maintain(shared, hash, key, now);
+            shard.version(hash, key)
+        }))
+    }
+
+    fn apply_as(&self, incoming: ExportedEntry, accept: Accept) -> Result<Applied> {
         self.check_incoming(&incoming)?;
         let shared = self.shared();
         let key = incoming.key.clone();
         self.with_shard(&key, |shard, hash, now| {
-            apply_locked(shard, shared, hash, now, incoming)
+            apply_locked(shard, shared, hash, now, incoming, accept)
         })
     }
 
@@ -289,7 +322,7 @@ impl Store {
             |(entry, _)| &entry.key,
             |shard, hash, now, (entry, checked)| {
                 checked?;
-                apply_locked(shard, shared, hash, now, entry)
+                apply_locked(shard, shared, hash, now, entry, Accept::Newer)
             },
         )
     }

@@ -93,6 +93,25 @@ pub enum Applied {
     Expired,
     /// What is here is as new or newer; nothing changed.
     Stale,
+    /// What is here is newer than the state the incoming one was built on and
+    /// was stamped by another writer: the sender's state lacks a write this
+    /// store holds, and taking it would lose that write. Nothing changed
+    /// ([`Store::apply_built_on`](crate::Store::apply_built_on)).
+    Diverged,
+}
+
+/// Which incoming states [`Shard::apply`] takes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Accept {
+    /// A newer version (transfers, catch-up: last writer wins).
+    Newer,
+    /// A newer version built on what is here: what is here is at or below the
+    /// given base — the version the sender's state was built on — or was
+    /// stamped by the same writer (an earlier state of the same chain of
+    /// writes).
+    BuiltOn(Version),
+    /// Any other version, older ones too: the local state is replaced.
+    Any,
 }
 
 /// A shard of the store. See the module documentation for its invariants.
@@ -265,6 +284,14 @@ impl Shard {
     /// Returns the number of tombstones held.
     pub(crate) fn tombstone_count(&self) -> usize {
         self.tombstones.len()
+    }
+
+    /// Returns the version of what the shard holds for `key`: its entry's, or
+    /// its tombstone's.
+    pub(crate) fn version(&self, hash: u64, key: &[u8]) -> Option<Version> {
+        self.find(hash, key)
+            .map(|entry| entry.version)
+            .or_else(|| self.tombstone(key))
     }
 
     /// Returns the version a tombstone for `key` carries.
@@ -456,26 +483,36 @@ impl Shard {
         }
     }
 
-    /// Stores an entry made elsewhere if its version is newer than what is here
-    /// (live entry or tombstone).
+    /// Stores an entry made elsewhere at `version` if `accept` takes it over
+    /// what is here (live entry or tombstone).
     pub(crate) fn apply(
         &mut self,
         shared: &Shared,
-        hash: u64,
-        key: &[u8],
-        version: Version,
-        incoming: Incoming,
+        (hash, key): (u64, &[u8]),
+        (version, incoming): (Version, Incoming),
+        accept: Accept,
         now: u64,
     ) -> Result<Applied> {
         self.maintain(shared, hash, key, now);
         self.hlc.observe(version.hlc);
-        let current = self
-            .find(hash, key)
-            .map(|entry| entry.version)
-            .or_else(|| self.tombstone(key))
-            .unwrap_or(Version::ZERO);
-        if version <= current {
+        let current = self.version(hash, key).unwrap_or(Version::ZERO);
+        let taken = match accept {
+            Accept::Newer => version > current,
+            Accept::BuiltOn(base) => {
+                if version > current && current > base && current.node != version.node {
+                    return Ok(Applied::Diverged);
+                }
+                version > current
+            }
+            Accept::Any => version != current,
+        };
+        if !taken {
             return Ok(Applied::Stale);
+        }
+        if version < current {
+            // An older state replaces a newer tombstone: `bury` keeps the
+            // newer of two.
+            self.unbury(shared, key);
         }
         self.changes = self.changes.wrapping_add(1);
         if let Some(capture) = &mut self.capture {

@@ -154,6 +154,77 @@ fn only_newer_versions_are_applied() {
 }
 
 #[test]
+fn a_state_not_built_on_what_is_here_is_refused_as_diverged() {
+    // Spec: cluster.md G1 — a replica must not trade a write it holds for a
+    // primary's newer state that lacks it.
+    let clock = MockClock::default();
+    let (primary, replica, other) = (store(1, &clock), store(2, &clock), store(3, &clock));
+    primary.push(b"l", End::Back, vec![key("a")]).unwrap();
+    let a = primary.export(b"l").unwrap().unwrap();
+    replica.apply(a.clone()).unwrap();
+    // Another primary, on the other side of a partition, wrote on top of it.
+    other.apply(a.clone()).unwrap();
+    other.push(b"l", End::Back, vec![key("b")]).unwrap();
+    let ab = other.export(b"l").unwrap().unwrap();
+    replica.apply(ab.clone()).unwrap();
+    // The first primary, which never saw "b", pushes "c" on its copy.
+    clock.advance(5);
+    primary.push(b"l", End::Back, vec![key("c")]).unwrap();
+    let ac = primary.export(b"l").unwrap().unwrap();
+    assert!(ac.version > ab.version, "last writer wins would take it");
+    assert_eq!(
+        replica.apply_built_on(ac.clone(), a.version),
+        Ok(Applied::Diverged)
+    );
+    assert_eq!(replica.export(b"l").unwrap(), Some(ab.clone()), "unchanged");
+
+    // Built on what is here, or on an older state of it: taken.
+    let fresh = store(4, &clock);
+    assert_eq!(
+        fresh.apply_built_on(a.clone(), Version::ZERO),
+        Ok(Applied::Stored)
+    );
+    assert_eq!(
+        fresh.apply_built_on(ac.clone(), a.version),
+        Ok(Applied::Stored)
+    );
+    assert_eq!(
+        fresh.apply_built_on(ab.clone(), a.version),
+        Ok(Applied::Stale)
+    );
+    // An earlier state of the same writer's chain is not a divergence: the
+    // primary's later state includes it.
+    primary.push(b"l", End::Back, vec![key("d")]).unwrap();
+    let acd = primary.export(b"l").unwrap().unwrap();
+    assert_eq!(fresh.apply_built_on(acd, a.version), Ok(Applied::Stored));
+
+    // The primary takes the replica's state back, though it is older.
+    assert_eq!(primary.replace(ab.clone()), Ok(Applied::Stored));
+    assert_eq!(primary.export(b"l").unwrap(), Some(ab.clone()));
+    assert_eq!(primary.replace(ab), Ok(Applied::Stale), "the same version");
+    // A write after it orders after everything seen, the discarded state too.
+    primary.push(b"l", End::Back, vec![key("c")]).unwrap();
+    assert!(primary.state_version(b"l").unwrap() > Some(ac.version));
+}
+
+#[test]
+fn an_older_tombstone_replaces_a_newer_one_only_when_replacing() {
+    let clock = MockClock::default();
+    let (a, b) = (store(1, &clock), store(2, &clock));
+    a.set(b"k", key("v"), None).unwrap();
+    a.del(b"k").unwrap();
+    let older = a.export(b"k").unwrap().unwrap();
+    b.set(b"k", key("w"), None).unwrap();
+    b.del(b"k").unwrap();
+    let newer = b.state_version(b"k").unwrap();
+    assert_eq!(b.apply(older.clone()), Ok(Applied::Stale));
+    assert_eq!(b.replace(older.clone()), Ok(Applied::Deleted));
+    assert_eq!(b.state_version(b"k").unwrap(), Some(older.version));
+    assert!(Some(older.version) < newer);
+    assert_eq!(b.tombstone_count(), 1);
+}
+
+#[test]
 fn deletes_stick_against_older_copies() {
     // Spec: cluster.md G5.
     let clock = MockClock::default();

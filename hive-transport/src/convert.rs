@@ -8,8 +8,8 @@ use proto::pb;
 use crate::error::{Result, TransportError};
 use crate::message::{
     ApplyOutcome, Entry, EntryResult, ErrorKind, ExecuteRequest, ExecuteResponse, Operation,
-    OperationResult, PeerStatus, RemoteError, ReplicateRequest, ReplicateResponse, TransferAck,
-    TransferBatch,
+    OperationResult, PeerStatus, RemoteError, ReplicateRequest, ReplicateResponse, Stamp,
+    TransferAck, TransferBatch,
 };
 
 /// Returns the wire value of `kind`.
@@ -61,6 +61,7 @@ pub(crate) fn apply_outcome_to_pb(outcome: ApplyOutcome) -> pb::ApplyOutcome {
         ApplyOutcome::Deleted => pb::ApplyOutcome::Deleted,
         ApplyOutcome::Expired => pb::ApplyOutcome::Expired,
         ApplyOutcome::Stale => pb::ApplyOutcome::Stale,
+        ApplyOutcome::Diverged => pb::ApplyOutcome::Diverged,
     }
 }
 
@@ -79,6 +80,7 @@ pub(crate) fn apply_outcome_from_pb(value: i32) -> Result<ApplyOutcome> {
         pb::ApplyOutcome::Deleted => ApplyOutcome::Deleted,
         pb::ApplyOutcome::Expired => ApplyOutcome::Expired,
         pb::ApplyOutcome::Stale => ApplyOutcome::Stale,
+        pb::ApplyOutcome::Diverged => ApplyOutcome::Diverged,
     })
 }
 
@@ -182,6 +184,10 @@ pub(crate) fn entry_to_pb(entry: Entry) -> pb::Entry {
         ttl_ms: entry.ttl_ms,
         payload: entry.payload,
         tombstone: entry.tombstone,
+        base: entry.base.map(|base| pb::Stamp {
+            hlc: base.hlc,
+            node: base.node,
+        }),
     }
 }
 
@@ -194,6 +200,10 @@ pub(crate) fn entry_from_pb(entry: pb::Entry) -> Entry {
         ttl_ms: entry.ttl_ms,
         payload: entry.payload,
         tombstone: entry.tombstone,
+        base: entry.base.map(|base| Stamp {
+            hlc: base.hlc,
+            node: base.node,
+        }),
     }
 }
 
@@ -360,7 +370,7 @@ mod tests {
 
     /// The largest wire value of each enum; values above it are unknown.
     const MAX_ERROR_KIND: i32 = 11;
-    const MAX_APPLY_OUTCOME: i32 = 4;
+    const MAX_APPLY_OUTCOME: i32 = 5;
 
     #[test]
     fn every_error_kind_round_trips() {
@@ -521,14 +531,16 @@ mod tests {
             any::<Option<u64>>(),
             bytes(),
             any::<bool>(),
+            any::<Option<(u64, u64)>>(),
         )
-            .prop_map(|(key, hlc, node, ttl_ms, payload, tombstone)| Entry {
+            .prop_map(|(key, hlc, node, ttl_ms, payload, tombstone, base)| Entry {
                 key,
                 hlc,
                 node,
                 ttl_ms,
                 payload,
                 tombstone,
+                base: base.map(|(hlc, node)| Stamp { hlc, node }),
             })
     }
 

@@ -53,8 +53,8 @@ pub use handler::PeerHandler;
 pub use memory::{MemoryClient, MemoryNetwork, MemoryServer};
 pub use message::{
     ApplyOutcome, Entry, EntryResult, ErrorKind, ExecuteRequest, ExecuteResponse, Operation,
-    OperationResult, PeerStatus, RemoteError, ReplicateRequest, ReplicateResponse, TransferAck,
-    TransferBatch,
+    OperationResult, PeerStatus, RemoteError, ReplicateRequest, ReplicateResponse, Stamp,
+    TransferAck, TransferBatch,
 };
 pub use options::{DEFAULT_MAX_MESSAGE_SIZE, TransportOptions};
 pub use proto::PROTOCOL_VERSION;

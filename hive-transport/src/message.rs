@@ -58,6 +58,18 @@ pub struct Entry {
     pub payload: Bytes,
     /// True when the key was deleted (or expired) at this version.
     pub tombstone: bool,
+    /// In a replica write, the version the primary's state was built on (see
+    /// [`ApplyOutcome::Diverged`]); `None` in transfers.
+    pub base: Option<Stamp>,
+}
+
+/// A version on the wire: compared as `(hlc, node)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stamp {
+    /// The hybrid logical clock.
+    pub hlc: u64,
+    /// The node that stamped it.
+    pub node: u64,
 }
 
 /// Applied writes sent by a key's primary to its replicas.
@@ -93,15 +105,21 @@ pub enum ApplyOutcome {
     Expired,
     /// The local state was at least as new; nothing changed.
     Stale,
+    /// The entry was built on ([`Entry::base`]) an older state than the local
+    /// one, which another node stamped: taking it would lose that write.
+    /// Nothing changed; the sender must take the local state and run its
+    /// writes again on top of it.
+    Diverged,
 }
 
 impl ApplyOutcome {
     /// Every outcome, in protocol order.
-    pub const ALL: [ApplyOutcome; 4] = [
+    pub const ALL: [ApplyOutcome; 5] = [
         ApplyOutcome::Stored,
         ApplyOutcome::Deleted,
         ApplyOutcome::Expired,
         ApplyOutcome::Stale,
+        ApplyOutcome::Diverged,
     ];
 }
 

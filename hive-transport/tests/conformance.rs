@@ -18,7 +18,7 @@ use bytes::Bytes;
 use hive_transport::{
     ApplyOutcome, Entry, ErrorKind, ExecuteRequest, ExecuteResponse, GrpcClient, GrpcServer,
     MemoryClient, MemoryNetwork, MemoryServer, Operation, PROTOCOL_VERSION, PeerAddr, PeerClient,
-    PeerHandler, PeerStatus, RemoteError, ReplicateRequest, ReplicateResponse, TransferAck,
+    PeerHandler, PeerStatus, RemoteError, ReplicateRequest, ReplicateResponse, Stamp, TransferAck,
     TransferBatch, TransportError, TransportOptions,
 };
 use tokio::sync::Semaphore;
@@ -120,6 +120,13 @@ impl PeerHandler for TestHandler {
             .map(|entry| {
                 if entry.payload == "bad" {
                     Err(RemoteError::new(ErrorKind::Codec, "undecodable payload"))
+                } else if entry.base.is_none_or(|base| base.hlc + 1 != entry.hlc) {
+                    Err(RemoteError::new(
+                        ErrorKind::Codec,
+                        "the base did not arrive",
+                    ))
+                } else if entry.payload == "diverged" {
+                    Ok(ApplyOutcome::Diverged)
                 } else if entry.tombstone {
                     Ok(ApplyOutcome::Deleted)
                 } else if entry.ttl_ms == Some(0) {
@@ -210,6 +217,7 @@ fn batch(sequence: u64, last: bool) -> TransferBatch {
                 ttl_ms: Some(60_000),
                 payload: Bytes::from_static(b"value"),
                 tombstone: false,
+                base: None,
             })
             .collect(),
         last,
@@ -529,6 +537,10 @@ async fn replicate_round_trip<H: Harness>(mut h: H) -> Result<()> {
         ttl_ms,
         payload: Bytes::from_static(payload.as_bytes()),
         tombstone,
+        base: Some(Stamp {
+            hlc: hlc - 1,
+            node: 9,
+        }),
     };
     let request = ReplicateRequest {
         from_node: "primary".to_string(),
@@ -539,6 +551,7 @@ async fn replicate_round_trip<H: Harness>(mut h: H) -> Result<()> {
             entry(4, Some(0), "v", false),
             entry(5, None, "", true),
             entry(6, None, "bad", false),
+            entry(7, None, "diverged", false),
         ],
     };
     let response = client.replicate(addr, request, DEADLINE).await?;
@@ -548,6 +561,7 @@ async fn replicate_round_trip<H: Harness>(mut h: H) -> Result<()> {
         Ok(ApplyOutcome::Expired),
         Ok(ApplyOutcome::Deleted),
         Err(RemoteError::new(ErrorKind::Codec, "undecodable payload")),
+        Ok(ApplyOutcome::Diverged),
     ];
     ensure!(response.results == expected, "{:?}", response.results);
     h.finish().await

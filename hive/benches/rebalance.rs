@@ -215,6 +215,7 @@ async fn stream_once(client: &GrpcClient, sink: SocketAddr, entries: u64) -> Dur
         ttl_ms: None,
         payload: Bytes::from(vec![7u8; VALUE_LEN + 4]),
         tombstone: false,
+        base: None,
     };
     let started = Instant::now();
     let mut stream = client

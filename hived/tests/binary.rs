@@ -161,7 +161,7 @@ fn claimed_lengths_are_not_allocated_before_their_bytes_arrive() {
     // and send one byte of it: 2.4 GiB claimed.
     let claims: Vec<TcpStream> = (0..40)
         .map(|_| {
-            let mut stream = TcpStream::connect(&addr).unwrap();
+            let mut stream = TcpStream::connect(addr).unwrap();
             stream
                 .write_all(b"*2\r\n$3\r\nGET\r\n$62914560\r\nx")
                 .unwrap();

@@ -23,6 +23,7 @@ fn entry() -> pb::Entry {
         ttl_ms: Some(3),
         payload: Bytes::from_static(b"p"),
         tombstone: true,
+        base: None,
     }
 }
 
@@ -30,6 +31,17 @@ fn entry() -> pb::Entry {
 const ENTRY: [u8; 14] = [
     0x0a, 1, b'k', 0x10, 1, 0x18, 2, 0x20, 3, 0x2a, 1, b'p', 0x30, 1,
 ];
+
+#[test]
+fn a_replica_writes_base_is_field_7_with_hlc_1_and_node_2() {
+    let entry = pb::Entry {
+        base: Some(pb::Stamp { hlc: 4, node: 5 }),
+        ..entry()
+    };
+    let mut expected = ENTRY.to_vec();
+    expected.extend([0x3a, 4, 0x08, 4, 0x10, 5]);
+    assert_eq!(encoded(&entry), expected);
+}
 
 #[test]
 fn execute_messages_keep_their_field_numbers() {
@@ -197,13 +209,14 @@ fn enum_values_are_stable() {
         (2, "DELETED"),
         (3, "EXPIRED"),
         (4, "STALE"),
+        (5, "DIVERGED"),
     ];
     for (value, name) in outcomes {
         let outcome = pb::ApplyOutcome::from_str_name(name).expect(name);
         assert_eq!(i32::from(outcome), value, "{name}");
     }
     assert!(
-        pb::ApplyOutcome::try_from(5).is_err(),
+        pb::ApplyOutcome::try_from(6).is_err(),
         "a new outcome needs a test"
     );
 }

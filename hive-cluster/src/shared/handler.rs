@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::join_all;
-use hive_store::{Applied, Store};
+use hive_store::{Applied, Store, Version};
 use hive_transport::{
     ApplyOutcome, Entry, ErrorKind, ExecuteRequest, ExecuteResponse, OperationResult,
     PROTOCOL_VERSION, PeerClient, PeerHandler, PeerStatus, RemoteError, ReplicateRequest,
@@ -202,14 +202,25 @@ impl<C: PeerClient> PeerHandler for Handler<C> {
     }
 }
 
-/// Applies one incoming entry if it is newer than what the store holds.
+/// Applies one replicated entry if it is newer than what the store holds and,
+/// when the primary says what its state was built on, if it does not lose a
+/// write the store holds (spec: cluster.md G1; see [`Store::apply_built_on`]).
 fn apply(store: &Store, entry: Entry) -> Result<ApplyOutcome, RemoteError> {
+    let base = entry.base.map(|base| Version {
+        hlc: base.hlc,
+        node: base.node,
+    });
     let entry = from_wire(entry)?;
-    match store.apply(entry) {
+    let applied = match base {
+        Some(base) => store.apply_built_on(entry, base),
+        None => store.apply(entry),
+    };
+    match applied {
         Ok(Applied::Stored) => Ok(ApplyOutcome::Stored),
         Ok(Applied::Deleted) => Ok(ApplyOutcome::Deleted),
         Ok(Applied::Expired) => Ok(ApplyOutcome::Expired),
         Ok(Applied::Stale) => Ok(ApplyOutcome::Stale),
+        Ok(Applied::Diverged) => Ok(ApplyOutcome::Diverged),
         Err(err) => Err(to_remote(&ClusterError::Store(err))),
     }
 }

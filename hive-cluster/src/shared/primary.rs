@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use futures::future::join_all;
-use hive_store::{Applied, ExportedEntry, Op, Reply};
+use hive_store::{Applied, ExportedEntry, Op, Reply, Version};
 use hive_transport::{
-    ApplyOutcome, ErrorKind, ExecuteRequest, Operation, PeerClient, TransportError,
+    ApplyOutcome, Entry, ErrorKind, ExecuteRequest, Operation, PeerClient, Stamp, TransportError,
 };
 use tokio::time::Instant;
 
@@ -56,11 +56,13 @@ impl<C: PeerClient> Shared<C> {
             if !op.is_write() {
                 return Ok(self.store.execute(key, op)?);
             }
-            let (reply, ticket) = self
-                .in_flight
-                .write(key, || self.store.execute(key, op.clone()));
+            let ((reply, base), ticket) = self.in_flight.write(key, || {
+                let base = self.store.state_version(key);
+                (self.store.execute(key, op.clone()), base)
+            });
             let reply = reply?;
-            tokio::time::timeout_at(deadline, self.replicate(key))
+            let base = base?.unwrap_or(Version::ZERO);
+            tokio::time::timeout_at(deadline, self.replicate(key, base))
                 .await
                 .map_err(|_| {
                     ClusterError::Indeterminate(
@@ -71,7 +73,7 @@ impl<C: PeerClient> Shared<C> {
             if !ticket.discarded() {
                 return Ok(reply);
             }
-            tracing::debug!(node = %self.id, "a newer state from a replica was adopted; running the write again");
+            tracing::debug!(node = %self.id, "a replica's state was taken over; running the write again");
         }
         // The last run's effect was discarded here, but replicas that stored
         // it before the adoption may still show it until the newer state
@@ -81,12 +83,16 @@ impl<C: PeerClient> Shared<C> {
         ))
     }
 
-    /// Sends the key's current entry to every other owner in the current view
-    /// (read after the write ran: a catch-up may have spanned a view change,
-    /// and a node that stopped owning the key meanwhile must not keep the only
-    /// copy), and waits for every one to confirm. A replica holding a newer
-    /// version the primary lacks has it fetched and adopted here.
-    async fn replicate(&self, key: &[u8]) -> Result<()> {
+    /// Sends the key's current entry, built on `base`, to every other owner
+    /// in the current view (read after the write ran: a catch-up may have
+    /// spanned a view change, and a node that stopped owning the key
+    /// meanwhile must not keep the only copy), and waits for every one to
+    /// confirm. A replica holding a newer version the primary lacks has it
+    /// fetched and adopted here; so does one whose state the primary's was
+    /// not built on (`Diverged`: this node acted on a stale copy, which
+    /// nothing told it to catch up — failure detection is not symmetric),
+    /// even if the primary's version is newer.
+    async fn replicate(&self, key: &[u8], base: Version) -> Result<()> {
         let view = self.view();
         let replicas = self.replicas_of(&view, key);
         if replicas.is_empty() {
@@ -97,17 +103,28 @@ impl<C: PeerClient> Shared<C> {
         let Some(entry) = self.store.export(key)? else {
             return Ok(());
         };
-        let entry = to_wire(&entry);
+        let entry = Entry {
+            base: Some(Stamp {
+                hlc: base.hlc,
+                node: base.node,
+            }),
+            ..to_wire(&entry)
+        };
         // Coalesced with other writes' entries for the same replica.
         let sends = replicas.iter().map(|peer| {
             self.replicas
                 .execute(peer.rpc_addr, (view.epoch(), entry.clone()))
         });
         let mut newer_elsewhere = Vec::new();
+        let mut diverged = Vec::new();
         for (peer, result) in replicas.iter().zip(join_all(sends).await) {
             let applied = match result {
                 Ok(Ok(ApplyOutcome::Stale)) => {
                     newer_elsewhere.push(peer.rpc_addr);
+                    Ok(())
+                }
+                Ok(Ok(ApplyOutcome::Diverged)) => {
+                    diverged.push(peer);
                     Ok(())
                 }
                 Ok(Ok(_)) => Ok(()),
@@ -139,7 +156,38 @@ impl<C: PeerClient> Shared<C> {
                 ))
             })?;
         }
+        for peer in diverged {
+            let taken = match self.fetch(peer.rpc_addr, key).await {
+                Ok(Some(entry)) => self.take_over(key, entry),
+                Ok(None) => Err(ClusterError::Unavailable(
+                    "it no longer holds the key".into(),
+                )),
+                Err(err) => Err(err),
+            };
+            taken.map_err(|err| {
+                ClusterError::Indeterminate(format!(
+                    "applied on the primary, but replica {} holds a write this state lacks, \
+                     and its state could not be taken over ({err})",
+                    peer.id
+                ))
+            })?;
+            tracing::debug!(
+                node = %self.id,
+                replica = %peer.id,
+                key = %String::from_utf8_lossy(key),
+                "a replica holds a write this primary's copy lacked: taken over"
+            );
+        }
         Ok(())
+    }
+
+    /// Replaces the local state of `key` with a replica's that the local one
+    /// had diverged from, even though it is older, discarding the effect of
+    /// the writes in flight on the key (they run again on top of it).
+    fn take_over(&self, key: &[u8], entry: ExportedEntry) -> Result<()> {
+        self.in_flight
+            .adopt(key, || Ok(self.store.replace(entry)? != Applied::Stale))
+            .map(drop)
     }
 
     /// Applies another node's state of `key` here if it is newer, discarding
