@@ -309,10 +309,6 @@ async fn a_write_superseded_by_a_replicas_newer_version_runs_again_on_top_of_it(
     }
     network.cut(addr(1), addr(2));
     nodes[1].shared.set_view(view_of(&[2]));
-    let push = |value: &str| Op::Push {
-        end: End::Back,
-        values: vec![Bytes::copy_from_slice(value.as_bytes())],
-    };
     let pushed = nodes[1].shared.execute(&key, push("right")).await;
     assert_eq!(pushed.expect("the right side serves"), Reply::Count(1));
 
@@ -585,6 +581,72 @@ async fn a_copy_the_receiver_refuses_stays_here_and_the_rebalance_completes() {
 }
 
 #[tokio::test]
+async fn a_copy_is_not_dropped_on_the_word_of_a_receiver_that_does_not_own_it() {
+    // Spec: cluster.md G1 — found by `cargo xtask chaos --seed 5`: views
+    // differ for a while after a change, and each node dropped its copies on
+    // the confirmation of receivers that, by their own views, did not own the
+    // keys either and moved them on in turn. A list could end up on one node
+    // only, and its crash lost every acknowledged push. node-1 leaves for a
+    // view without it; node-2 still sees node-1 and so owns only some of the
+    // keys node-1 hands it.
+    let network = MemoryNetwork::new();
+    let nodes: Vec<TestNode> = (1..=3).map(|n| start(&network, n)).collect();
+    let (everyone, without_1) = (view_of(&[1, 2, 3]), view_of(&[2, 3]));
+    for node in &nodes {
+        node.shared.set_view(everyone.clone());
+    }
+    let keys: Vec<Vec<u8>> = (0..)
+        .map(|i| format!("key-{i}").into_bytes())
+        .filter(|key| everyone.owners(key).iter().any(|owner| *owner == "node-1"))
+        .take(40)
+        .collect();
+    for key in &keys {
+        nodes[0]
+            .shared
+            .execute(key, set("v"))
+            .await
+            .expect("written");
+    }
+    nodes[0].shared.set_view(without_1.clone());
+    nodes[2].shared.set_view(without_1.clone());
+    assert_eq!(
+        rebalance::run(&nodes[0].shared, &everyone, &without_1).await,
+        Ok(())
+    );
+    let mut kept = 0;
+    for key in &keys {
+        let node_2_owns = everyone.owners(key).iter().any(|owner| *owner == "node-2");
+        let on_node_1 = nodes[0].shared.store.export(key).unwrap().is_some();
+        assert_eq!(
+            on_node_1,
+            !node_2_owns,
+            "{}: node-1 keeps exactly the copies node-2 does not own by its view",
+            String::from_utf8_lossy(key)
+        );
+        kept += usize::from(on_node_1);
+        for node in &nodes[1..] {
+            assert_eq!(
+                node.shared.store.execute(key, Op::Get),
+                Ok(Reply::Bytes(Bytes::from("v"))),
+                "{} on {}",
+                String::from_utf8_lossy(key),
+                node.shared.id
+            );
+        }
+    }
+    assert!(
+        kept > 0 && kept < keys.len(),
+        "{kept} of {} kept",
+        keys.len()
+    );
+    assert_eq!(
+        nodes[0].shared.transfer_refusals.load(Ordering::Relaxed),
+        0,
+        "views that differ are not refusals"
+    );
+}
+
+#[tokio::test]
 async fn a_scan_during_a_hand_over_lists_every_key_once_from_its_acting_primary() {
     // Spec: hived.md SCAN/KEYS/DBSIZE cover the whole cluster. While a join
     // is not yet agreed, the old primary still runs (and holds) the keys
@@ -735,19 +797,11 @@ async fn a_member_out_of_reach_holds_up_only_the_keys_moving_from_it() {
     agreeing.abort();
 }
 
-#[tokio::test]
-async fn a_primary_back_from_a_partition_builds_on_what_the_other_side_wrote() {
-    // Spec: cluster.md G7 — a key written on one side only keeps that write.
-    // node-1, the list's primary, is cut off; the other side takes a push;
-    // after the heal node-1 is the primary again and takes the next push.
-    // It must catch the list up from the members it had declared failed
-    // first: they may have run it meanwhile. Before, node-1 had been the
-    // list's primary in every view it knew, skipped the catch-up, pushed on
-    // its own stale copy, and that newer version replaced the other side's
-    // acknowledged push everywhere (found by `cargo xtask chaos`).
+/// Three nodes in one view, and a list whose primary is node-1, holding "a".
+/// node-1's clock moves on only when the test says, so that its writes after
+/// a heal are stamped later than the other side's.
+async fn three_with_a_list_on_node_1() -> (MemoryNetwork, Arc<MockClock>, [TestNode; 3], Vec<u8>) {
     let network = MemoryNetwork::new();
-    // node-1's clock moves on by itself, so its push after the heal is
-    // stamped later than the other side's.
     let clock = Arc::new(MockClock::new(SystemClock.now_ms()));
     let nodes = [
         start_with_clock(&network, 1, clock.clone()),
@@ -762,15 +816,33 @@ async fn a_primary_back_from_a_partition_builds_on_what_the_other_side_wrote() {
     for node in &nodes {
         node.shared.set_view(everyone.clone());
     }
-    let push = |value: &str| Op::Push {
-        end: End::Back,
-        values: vec![Bytes::copy_from_slice(value.as_bytes())],
-    };
     nodes[0]
         .shared
         .execute(&key, push("a"))
         .await
         .expect("pushed");
+    (network, clock, nodes, key)
+}
+
+fn push(value: &str) -> Op {
+    Op::Push {
+        end: End::Back,
+        values: vec![Bytes::copy_from_slice(value.as_bytes())],
+    }
+}
+
+#[tokio::test]
+async fn a_primary_back_from_a_partition_builds_on_what_the_other_side_wrote() {
+    // Spec: cluster.md G7 — a key written on one side only keeps that write.
+    // node-1, the list's primary, is cut off; the other side takes a push;
+    // after the heal node-1 is the primary again and takes the next push.
+    // It must catch the list up from the members it had declared failed
+    // first: they may have run it meanwhile. Before, node-1 had been the
+    // list's primary in every view it knew, skipped the catch-up, pushed on
+    // its own stale copy, and that newer version replaced the other side's
+    // acknowledged push everywhere (found by `cargo xtask chaos`).
+    let (network, clock, nodes, key) = three_with_a_list_on_node_1().await;
+    let everyone = view_of(&[1, 2, 3]);
 
     // The split: node-1 alone, declared failed by the others, and vice versa.
     network.isolate(addr(1));
@@ -827,32 +899,8 @@ async fn a_primary_that_never_saw_the_partition_does_not_overwrite_what_the_othe
     // version over its own, losing the push the other side had acknowledged.
     // The replica now takes a state only if it was built on its own: node-1
     // adopts the replica's list and runs the push again on top of it.
-    let network = MemoryNetwork::new();
-    // node-1's clock moves on by itself, so its push after the heal is
-    // stamped later than the other side's.
-    let clock = Arc::new(MockClock::new(SystemClock.now_ms()));
-    let nodes = [
-        start_with_clock(&network, 1, clock.clone()),
-        start(&network, 2),
-        start(&network, 3),
-    ];
+    let (network, clock, nodes, key) = three_with_a_list_on_node_1().await;
     let everyone = view_of(&[1, 2, 3]);
-    let key = (0..)
-        .map(|i| format!("list-{i}").into_bytes())
-        .find(|key| everyone.primary(key).map(String::as_str) == Some("node-1"))
-        .expect("node-1 is primary of some key");
-    for node in &nodes {
-        node.shared.set_view(everyone.clone());
-    }
-    let push = |value: &str| Op::Push {
-        end: End::Back,
-        values: vec![Bytes::copy_from_slice(value.as_bytes())],
-    };
-    nodes[0]
-        .shared
-        .execute(&key, push("a"))
-        .await
-        .expect("pushed");
 
     // The cut: the others declare node-1 failed; node-1 notices nothing.
     network.isolate(addr(1));

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use futures::future::join_all;
 use hive_store::{Exported, ExportedEntry};
-use hive_transport::{Entry, PeerClient, TransferBatch, TransferStream};
+use hive_transport::{Entry, ErrorKind, PeerClient, RemoteError, TransferBatch, TransferStream};
 use tokio::time::Instant;
 
 use crate::plan::ArcPlans;
@@ -111,6 +111,21 @@ pub(crate) async fn run<C: PeerClient>(
     for (receiver, result) in finished {
         match result {
             Ok(rejected) => {
+                // Not confirmed by a receiver that does not own the key by its
+                // own view (views differ for a while after a change): kept
+                // here until a pass finds the receivers agreeing.
+                let (not_owner, rejected): (Vec<_>, Vec<_>) = rejected
+                    .into_iter()
+                    .partition(|(_, err)| err.kind == ErrorKind::NotOwner);
+                if !not_owner.is_empty() {
+                    tracing::debug!(
+                        node = %shared.id,
+                        %receiver,
+                        kept = not_owner.len(),
+                        "the receiver does not own these keys by its view; copies kept"
+                    );
+                }
+                refused.extend(not_owner.into_iter().map(|(key, _)| key));
                 if let Some((key, reason)) = rejected.first() {
                     tracing::error!(
                         node = %shared.id,
@@ -145,6 +160,20 @@ pub(crate) async fn run<C: PeerClient>(
         })
         .filter_map(|((key, _), sent)| sent.map(|exported| (key, exported)))
         .collect();
+    if tracing::enabled!(tracing::Level::TRACE) {
+        let dropping: HashSet<&Bytes> = droppable.iter().map(|(key, _)| *key).collect();
+        for ((key, arc), sent) in moves.iter().zip(&sent) {
+            let plan = arcs.plan(*arc);
+            tracing::trace!(
+                node = %shared.id,
+                key = %String::from_utf8_lossy(key),
+                to = ?plan.send_to,
+                version = ?sent.map(|exported| exported.version),
+                dropping = dropping.contains(key),
+                "moved"
+            );
+        }
+    }
     let mut dropped = 0;
     for step in droppable.chunks(MOVE_STEP) {
         dropped += store.drop_exported(step.iter().copied());
@@ -155,6 +184,8 @@ pub(crate) async fn run<C: PeerClient>(
         moved = moves.len(),
         dropped,
         took = ?started.elapsed(),
+        from = %old.describe(),
+        to = %new.describe(),
         "rebalance pass finished"
     );
     shared.rebalance_pending.store(0, Ordering::Relaxed);
@@ -240,7 +271,7 @@ impl Outbound {
         mut self,
         shared: &Shared<C>,
         view: &View,
-    ) -> (NodeId, Result<Vec<(Bytes, String)>, String>) {
+    ) -> (NodeId, Result<Vec<(Bytes, RemoteError)>, String>) {
         self.flush(shared, view, true).await;
         let result = match self.stream {
             Ok(stream) => match stream.finish().await {
@@ -249,11 +280,7 @@ impl Outbound {
                     let mut error = None;
                     for ack in acks {
                         error = error.or(ack.error);
-                        rejected.extend(
-                            ack.rejected
-                                .into_iter()
-                                .map(|(key, err)| (key, err.to_string())),
-                        );
+                        rejected.extend(ack.rejected);
                     }
                     match error {
                         Some(err) => Err(err.to_string()),

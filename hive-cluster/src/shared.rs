@@ -278,6 +278,7 @@ impl<C: PeerClient> Shared<C> {
     /// Makes `view` current; the one it replaces is remembered for catching up.
     pub(crate) fn set_view(&self, view: View) -> Arc<View> {
         let view = Arc::new(view);
+        tracing::debug!(node = %self.id, epoch = view.epoch(), members = %view.describe(), "view changed");
         *self.acked.write() = (view.digest(), HashSet::from([self.id.clone()]));
         let replaced = std::mem::replace(&mut *self.view.write(), view.clone());
         self.remember(replaced);

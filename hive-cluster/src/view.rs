@@ -68,6 +68,16 @@ impl View {
         next
     }
 
+    /// Returns the members as `id#incarnation`, for logs: views are told
+    /// apart by who is in them, not by their local epochs.
+    pub fn describe(&self) -> String {
+        let members: Vec<String> = self
+            .members()
+            .map(|peer| format!("{}#{:04x}", peer.id, peer.incarnation & 0xffff))
+            .collect();
+        format!("[{}]", members.join(" "))
+    }
+
     /// Returns how many changes led to this view (local to this node).
     pub fn epoch(&self) -> u64 {
         self.epoch

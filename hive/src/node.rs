@@ -408,8 +408,12 @@ fn cluster_config(config: &Config, id: &str) -> Result<ClusterConfig> {
     })
 }
 
-/// Returns the tag this node stamps into versions: derived from its id (with the
-/// ring's hash), so ties between nodes break the same way everywhere.
+/// Returns the tag this process stamps into versions. Ties between versions
+/// break by it the same way everywhere, since it travels in the version. It is
+/// drawn anew by every process, restarts under the same id included: a replica
+/// takes a primary's state built on an older one only if that primary stamped
+/// the newer state it holds (`Store::apply_built_on`), and a restarted process
+/// has none of what its predecessor stamped.
 fn node_tag(id: &str) -> u64 {
-    hive_ring::position(id.as_bytes())
+    hive_ring::position(id.as_bytes()) ^ fastrand::u64(..)
 }

@@ -173,11 +173,29 @@ impl<C: PeerClient> PeerHandler for Handler<C> {
         }
         let keys: Vec<Bytes> = entries.iter().map(|entry| entry.key.clone()).collect();
         let mut applied = 0;
+        // A copy of a key this node does not own by its own view is kept (the
+        // newest version wins, and it moves on from here) but not confirmed:
+        // the sender planned with a view this node does not share, and once
+        // both dropped their copies on each other's word, a key could end up
+        // with fewer copies than the replication factor — or none.
+        let view = self.0.view();
+        let mut leftovers = false;
         for (key, result) in keys.into_iter().zip(self.0.store.apply_many(entries)) {
             match result {
+                Ok(_) if !view.owners(&key).contains(&&self.0.id) => {
+                    leftovers = true;
+                    let refusal = RemoteError::new(
+                        ErrorKind::NotOwner,
+                        format!("{} does not own the key in its view", self.0.id),
+                    );
+                    rejected.push((key, refusal));
+                }
                 Ok(_) => applied += 1,
                 Err(err) => rejected.push((key, to_remote(&ClusterError::Store(err)))),
             }
+        }
+        if leftovers {
+            self.0.leftovers.store(true, Ordering::Relaxed);
         }
         Ok(TransferAck {
             sequence: batch.sequence,
