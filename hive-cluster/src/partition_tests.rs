@@ -104,6 +104,13 @@ fn set(value: &str) -> Op {
     }
 }
 
+/// Sets every key of `keys` to `value` through `node`.
+async fn set_all(node: &TestNode, keys: &[Vec<u8>], value: &str) {
+    for key in keys {
+        node.shared.execute(key, set(value)).await.expect("written");
+    }
+}
+
 /// Returns every owner's copy of `key` under `view`.
 fn copies(nodes: &[TestNode], view: &View, key: &[u8]) -> Vec<Option<ExportedEntry>> {
     view.owners(key)
@@ -128,13 +135,7 @@ async fn g7_after_a_partition_heals_every_node_converges_to_the_newest_version()
         node.shared.set_view(view_of(&everyone));
     }
     let keys: Vec<Vec<u8>> = (0..200).map(|i| format!("key-{i}").into_bytes()).collect();
-    for key in &keys {
-        nodes[0]
-            .shared
-            .execute(key, set("before"))
-            .await
-            .expect("written before the split");
-    }
+    set_all(&nodes[0], &keys, "before").await;
 
     // The split: calls across it fail, and each side sees only itself.
     for a in left {
@@ -600,13 +601,7 @@ async fn a_copy_is_not_dropped_on_the_word_of_a_receiver_that_does_not_own_it() 
         .filter(|key| everyone.owners(key).iter().any(|owner| *owner == "node-1"))
         .take(40)
         .collect();
-    for key in &keys {
-        nodes[0]
-            .shared
-            .execute(key, set("v"))
-            .await
-            .expect("written");
-    }
+    set_all(&nodes[0], &keys, "v").await;
     nodes[0].shared.set_view(without_1.clone());
     nodes[2].shared.set_view(without_1.clone());
     assert_eq!(
@@ -659,13 +654,7 @@ async fn a_scan_during_a_hand_over_lists_every_key_once_from_its_acting_primary(
     nodes[0].shared.set_view(view_of(&[1]));
     nodes[0].shared.set_agreed(alone.clone());
     let keys: Vec<Vec<u8>> = (0..100).map(|i| format!("key-{i}").into_bytes()).collect();
-    for key in &keys {
-        nodes[0]
-            .shared
-            .execute(key, set("v"))
-            .await
-            .expect("written");
-    }
+    set_all(&nodes[0], &keys, "v").await;
     for node in &nodes {
         node.shared.set_view(both.clone());
         node.shared.set_agreed(alone.clone());
