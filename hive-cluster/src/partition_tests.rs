@@ -813,6 +813,25 @@ async fn three_with_a_list_on_node_1() -> (MemoryNetwork, Arc<MockClock>, [TestN
     (network, clock, nodes, key)
 }
 
+/// Cuts node-1 off; node-2 and node-3 declare it failed, and push "b" to
+/// `key` through node-2. What node-1 sees is up to the caller.
+async fn cut_off_node_1_while_the_others_push_b(
+    network: &MemoryNetwork,
+    nodes: &[TestNode; 3],
+    key: &[u8],
+) {
+    network.isolate(addr(1));
+    for node in &nodes[1..] {
+        node.shared.mark_failed("node-1", true);
+        node.shared.set_view(view_of(&[2, 3]));
+    }
+    nodes[1]
+        .shared
+        .execute(key, push("b"))
+        .await
+        .expect("the other side serves");
+}
+
 fn push(value: &str) -> Op {
     Op::Push {
         end: End::Back,
@@ -834,19 +853,10 @@ async fn a_primary_back_from_a_partition_builds_on_what_the_other_side_wrote() {
     let everyone = view_of(&[1, 2, 3]);
 
     // The split: node-1 alone, declared failed by the others, and vice versa.
-    network.isolate(addr(1));
     nodes[0].shared.mark_failed("node-2", true);
     nodes[0].shared.mark_failed("node-3", true);
     nodes[0].shared.set_view(view_of(&[1]));
-    for node in &nodes[1..] {
-        node.shared.mark_failed("node-1", true);
-        node.shared.set_view(view_of(&[2, 3]));
-    }
-    nodes[1]
-        .shared
-        .execute(&key, push("b"))
-        .await
-        .expect("the other side serves");
+    cut_off_node_1_while_the_others_push_b(&network, &nodes, &key).await;
 
     // The heal, as the driver takes it: members back, then the full view.
     network.rejoin(addr(1));
@@ -892,16 +902,7 @@ async fn a_primary_that_never_saw_the_partition_does_not_overwrite_what_the_othe
     let everyone = view_of(&[1, 2, 3]);
 
     // The cut: the others declare node-1 failed; node-1 notices nothing.
-    network.isolate(addr(1));
-    for node in &nodes[1..] {
-        node.shared.mark_failed("node-1", true);
-        node.shared.set_view(view_of(&[2, 3]));
-    }
-    nodes[1]
-        .shared
-        .execute(&key, push("b"))
-        .await
-        .expect("the other side serves");
+    cut_off_node_1_while_the_others_push_b(&network, &nodes, &key).await;
 
     // The heal: node-1 is back in the others' views; its own never changed.
     network.rejoin(addr(1));
