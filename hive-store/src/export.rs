@@ -81,6 +81,19 @@ fn remaining(deadline: u64, now: u64) -> Option<u64> {
 /// Keys a snapshot copies under one shard lock, at most.
 pub(crate) const CAPTURE_SLICE: usize = 64;
 
+/// Where [`Store::capture_shard`] copies a shard to.
+pub(crate) trait ShardCopy {
+    /// Why a copy stopped.
+    type Error;
+
+    /// Takes `key`'s state as of the instant `at_ms` (Unix ms: TTLs remain
+    /// from it). Runs under the shard's read lock: it must not block.
+    fn copy(&mut self, at_ms: u64, key: &Bytes, prior: Prior<&Entry>) -> Result<(), Self::Error>;
+
+    /// Runs after each slice of keys, with no lock held.
+    fn between(&mut self) -> Result<(), Self::Error>;
+}
+
 /// Ends a shard's capture when dropped.
 struct CaptureGuard<'a>(&'a parking_lot::RwLock<Shard>);
 
@@ -97,7 +110,7 @@ impl Drop for CaptureGuard<'_> {
     }
 }
 
-fn tombstone(key: &Bytes, version: Version) -> ExportedEntry {
+pub(crate) fn tombstone(key: &Bytes, version: Version) -> ExportedEntry {
     ExportedEntry {
         key: key.clone(),
         version,
@@ -106,7 +119,7 @@ fn tombstone(key: &Bytes, version: Version) -> ExportedEntry {
     }
 }
 
-fn export_entry(key: &Bytes, entry: &Entry, now: u64) -> ExportedEntry {
+pub(crate) fn export_entry(key: &Bytes, entry: &Entry, now: u64) -> ExportedEntry {
     let data = match &entry.data {
         Data::Value(value) => ExportedData::Value(value.clone()),
         Data::Hash(hash) => ExportedData::Hash(
@@ -196,19 +209,20 @@ impl Store {
         }))
     }
 
-    /// Copies shard `shard` as of one instant, handing `sink` its live
-    /// entries and tombstones a slice at a time with that instant (Unix ms;
-    /// TTLs are remaining from it). No lock is held while `sink` runs, and
-    /// each lock is held for at most [`CAPTURE_SLICE`] keys (and a read lock
-    /// once, to list the shard's keys): the shard keeps serving, and each change made
-    /// meanwhile first keeps the key's state as of the instant (`Capture`),
-    /// which comes last. A key changed after its slice went out comes twice,
-    /// with the same version. Nothing past the last shard.
-    pub(crate) fn capture_shard<E>(
+    /// Copies shard `shard` as of one instant into `to`: each of its live
+    /// entries and tombstones at that instant, a [`CAPTURE_SLICE`] of keys
+    /// per read lock, with [`ShardCopy::between`] after each. The shard keeps
+    /// serving: each lock is held for at most a slice (and a read lock once,
+    /// to list the table's occupied buckets, which touches no key), and each
+    /// change made meanwhile first keeps the key's state as of the instant
+    /// (`Capture`), which comes last. A key changed after its slice went out
+    /// comes twice, with the same version; so do the keys copied before the
+    /// table grew, if it did. Nothing past the last shard.
+    pub(crate) fn capture_shard<C: ShardCopy>(
         &self,
         shard: usize,
-        mut sink: impl FnMut(u64, &[ExportedEntry]) -> std::result::Result<(), E>,
-    ) -> std::result::Result<(), E> {
+        to: &mut C,
+    ) -> std::result::Result<(), C::Error> {
         let Some(lock) = self.shard_lock(shard) else {
             return Ok(());
         };
@@ -216,36 +230,49 @@ impl Store {
         lock.write().begin_capture(at_ms);
         // Ends the capture however this returns, so writers stop keeping.
         let capture = CaptureGuard(lock);
-        let keys = lock.read().capture_keys();
+        let listing = lock.read().capture_listing();
+        let mut keys = None;
+        for slice in listing.buckets.chunks(CAPTURE_SLICE) {
+            {
+                let shard = lock.read();
+                if shard.layout() != listing.layout {
+                    // The table grew or was rehashed: its slots moved. The
+                    // rest is read by key (the tombstones listed first too);
+                    // keys already copied come again, with the same versions.
+                    keys = Some(shard.capture_keys());
+                    break;
+                }
+                for &index in slice {
+                    if let Some((key, prior)) = shard.captured_bucket(index) {
+                        to.copy(at_ms, key, prior)?;
+                    }
+                }
+            }
+            to.between()?;
+        }
+        let mut keys: Vec<Bytes> = keys.unwrap_or_default();
+        keys.extend(listing.tombstones);
         let hasher = &self.shared().hasher;
-        let mut batch = Vec::with_capacity(CAPTURE_SLICE);
         for slice in keys.chunks(CAPTURE_SLICE) {
             {
                 let shard = lock.read();
                 for key in slice {
                     let hash = hasher.hash_one(&key[..]);
-                    match shard.captured(hash, key) {
-                        Some(Prior::Live(entry)) => batch.push(export_entry(key, entry, at_ms)),
-                        Some(Prior::Tombstone(version)) => batch.push(tombstone(key, version)),
-                        None => {}
+                    if let Some(prior) = shard.captured(hash, key) {
+                        to.copy(at_ms, key, prior)?;
                     }
                 }
             }
-            if !batch.is_empty() {
-                sink(at_ms, &batch)?;
-                batch.clear();
-            }
+            to.between()?;
         }
-        let Some((at_ms, before)) = capture.end() else {
+        let Some(before) = capture.end() else {
             return Ok(());
         };
         for slice in before.chunks(CAPTURE_SLICE) {
-            batch.extend(slice.iter().map(|(key, prior)| match prior {
-                Prior::Live(entry) => export_entry(key, entry, at_ms),
-                Prior::Tombstone(version) => tombstone(key, *version),
-            }));
-            sink(at_ms, &batch)?;
-            batch.clear();
+            for (key, prior) in slice {
+                to.copy(at_ms, key, prior.as_ref())?;
+            }
+            to.between()?;
         }
         Ok(())
     }

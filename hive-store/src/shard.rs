@@ -127,6 +127,20 @@ pub(crate) struct Shard {
     /// Changes made to keys since the shard was created (writes, arrivals,
     /// hand-offs, expiries), wrapping: what a snapshot would now miss.
     changes: u64,
+    /// Times the table's slots may have moved (it grew, or was rehashed in
+    /// place), wrapping: a capture reading slots by their bucket index
+    /// lists them again when this changes.
+    layout: u64,
+}
+
+/// A shard's contents as a capture lists them: the slots by bucket index
+/// (no key is touched to list them), valid while the layout is unchanged,
+/// and the tombstoned keys.
+#[derive(Debug)]
+pub(crate) struct Listing {
+    pub(crate) layout: u64,
+    pub(crate) buckets: Vec<usize>,
+    pub(crate) tombstones: Vec<Bytes>,
 }
 
 /// A copy of a shard as of one instant, taken a slice of keys at a time
@@ -150,7 +164,7 @@ pub(crate) struct Capture {
 
 /// A key's state at a capture's instant: `Prior<Entry>` kept, `Prior<&Entry>`
 /// read from the table.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Prior<E = Entry> {
     /// A live entry.
     Live(E),
@@ -158,9 +172,19 @@ pub(crate) enum Prior<E = Entry> {
     Tombstone(Version),
 }
 
-/// What a finished capture hands back: the instant, and the states at it of
-/// the keys that changed since.
-pub(crate) type Captured = (u64, Vec<(Bytes, Prior)>);
+impl Prior {
+    /// The state, borrowed.
+    pub(crate) fn as_ref(&self) -> Prior<&Entry> {
+        match self {
+            Prior::Live(entry) => Prior::Live(entry),
+            Prior::Tombstone(version) => Prior::Tombstone(*version),
+        }
+    }
+}
+
+/// What a finished capture hands back: the states at its instant of the
+/// keys that changed since.
+pub(crate) type Captured = Vec<(Bytes, Prior)>;
 
 impl Capture {
     /// Keeps `entry` as `key`'s state at the instant if it is unchanged
@@ -200,6 +224,7 @@ impl Shard {
             mem: 0,
             capture: None,
             changes: 0,
+            layout: 0,
         }
     }
 
@@ -216,6 +241,32 @@ impl Shard {
             at_ms: now,
             before: Vec::new(),
         });
+    }
+
+    /// Lists the shard for a capture to read: the table's occupied buckets
+    /// (read with [`Shard::captured_bucket`] while [`Shard::layout`] stays
+    /// the listing's) and the tombstoned keys.
+    pub(crate) fn capture_listing(&self) -> Listing {
+        Listing {
+            layout: self.layout,
+            buckets: self.table.iter_buckets().collect(),
+            tombstones: self.tombstones.keys().cloned().collect(),
+        }
+    }
+
+    /// See [`Shard::layout`](Shard#structfield.layout).
+    pub(crate) fn layout(&self) -> u64 {
+        self.layout
+    }
+
+    /// Returns the key in bucket `index` and its state at the capture's
+    /// instant, if it was live then and is unchanged since.
+    pub(crate) fn captured_bucket(&self, index: usize) -> Option<(&Bytes, Prior<&Entry>)> {
+        let capture = self.capture.as_ref()?;
+        let slot = self.table.get_bucket(index)?;
+        let entry = &slot.entry;
+        (entry.version.hlc <= capture.cut && !entry.is_expired(capture.at_ms))
+            .then_some((&slot.key, Prior::Live(entry)))
     }
 
     /// Returns the keys and tombstoned keys, for a capture to read.
@@ -245,18 +296,26 @@ impl Shard {
         self.changes
     }
 
-    /// Ends the capture and returns the instant and the states at it of the
-    /// keys changed since; `None` if there was none (the shard was cleared).
+    /// Ends the capture and returns the states at its instant of the keys
+    /// changed since; `None` if there was none (the shard was cleared).
     pub(crate) fn end_capture(&mut self) -> Option<Captured> {
-        self.capture
-            .take()
-            .map(|capture| (capture.at_ms, capture.before))
+        self.capture.take().map(|capture| capture.before)
+    }
+
+    /// Counts a possible move of the table's slots before a call that
+    /// makes room for one more slot: that grows or rehashes the table when
+    /// it has no room left ([`HashTable::capacity`] reached).
+    fn note_growth(&mut self) {
+        if self.table.len() == self.table.capacity() {
+            self.layout = self.layout.wrapping_add(1);
+        }
     }
 
     /// Drops every entry and tombstone, releasing their memory; the clock
     /// keeps its value, so later versions still order after earlier ones.
     pub(crate) fn clear(&mut self, shared: &Shared) {
         self.table = HashTable::new();
+        self.layout = self.layout.wrapping_add(1);
         self.expiry = BTreeSet::new();
         self.tombstones = fast_map();
         self.capture = None;
@@ -346,6 +405,7 @@ impl Shard {
         now: u64,
         op: impl FnOnce(Option<&mut Entry>, &mut Reservation<'_>) -> Result<Write<R>>,
     ) -> Result<R> {
+        self.note_growth();
         let hasher = &shared.hasher;
         match self.table.entry(
             hash,
@@ -522,6 +582,7 @@ impl Shard {
                 capture.keep_tombstone(key, buried.version);
             }
         }
+        self.note_growth();
         let hasher = &shared.hasher;
         let entry = self.table.entry(
             hash,

@@ -136,8 +136,9 @@ impl Node {
         self.save_snapshot_at(Pace::Now).await
     }
 
-    /// [`Node::save_snapshot`] at `pace`: [`Pace::Background`] takes about
-    /// twice as long and leaves more of the CPU to the node's clients.
+    /// [`Node::save_snapshot`] at `pace`: [`Pace::Background`] encodes and
+    /// writes at the lowest CPU priority, leaving the CPU to the node's
+    /// clients first; it takes longer when they keep the cores busy.
     pub async fn save_snapshot_at(&self, pace: Pace) -> Result<SavedSnapshot> {
         if self.cache.is_stopped() {
             return Err(Error::ShuttingDown);

@@ -72,9 +72,9 @@ struct LastSave {
 pub enum Pace {
     /// As fast as it can: someone waits for it (`SAVE`, a stopping node).
     Now,
-    /// At about half a core, leaving the rest to clients (`BGSAVE`, the
-    /// snapshot timer): it pauses after each store shard as long as the
-    /// shard took.
+    /// Leaving the CPU to clients first (`BGSAVE`, the snapshot timer): the
+    /// thread that encodes, compresses and writes runs in the idle
+    /// scheduling class where the system has one (Linux: `SCHED_IDLE`).
     Background,
 }
 
@@ -193,8 +193,8 @@ impl DataDir {
     }
 
     /// Saves `store` as this directory's snapshot and returns once the file
-    /// is durable. A background save ([`Pace::Background`]) pauses after
-    /// each shard as long as the shard took, leaving the CPU to clients.
+    /// is durable. A background save ([`Pace::Background`]) encodes and
+    /// writes at the lowest CPU priority.
     pub(crate) async fn save(
         &self,
         store: Arc<Store>,
@@ -231,13 +231,11 @@ impl DataDir {
                 .tempfile_in(&dir)
                 .map_err(|e| io_error(&dir, &e))?;
             let out = BufWriter::with_capacity(IO_BUFFER, temp);
-            let (out, info) = store
-                .save_snapshot_paced(out, &node_id, |took| {
-                    if pace == Pace::Background {
-                        std::thread::sleep(took);
-                    }
-                })
-                .map_err(|e| snapshot_error(&path, &e))?;
+            let saved = match pace {
+                Pace::Now => store.save_snapshot(out, &node_id),
+                Pace::Background => store.save_snapshot_with(out, &node_id, lowest_priority),
+            };
+            let (out, info) = saved.map_err(|e| snapshot_error(&path, &e))?;
             let temp = out.into_inner().map_err(|e| io_error(&path, e.error()))?;
             temp.as_file().sync_all().map_err(|e| io_error(&path, &e))?;
             temp.persist(&path).map_err(|e| io_error(&path, &e.error))?;
@@ -251,10 +249,7 @@ impl DataDir {
                 tombstones: info.tombstones,
             })
         };
-        match pace {
-            Pace::Now => blocking(work).await,
-            Pace::Background => in_the_background(work).await,
-        }
+        blocking(work).await
     }
 }
 
@@ -283,35 +278,33 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| Error::Persistence(format!("snapshot task failed: {e}")))?
 }
 
-/// Runs a background save on a thread of its own at the lowest CPU priority:
-/// on two busy cores, a save thread at the workers' priority took its share
-/// in time slices of milliseconds, and client p99 latency during back-to-back
-/// saves rose to five or six times the steady one (`cargo xtask bench
-/// snapshot`). At nice 19 a worker that wakes takes the core at once, and the
-/// save still progresses when the cores are not idle. The thread ends with
-/// the save: on Linux the nice value is per thread, and an unprivileged
-/// thread could not raise it back for other work.
-async fn in_the_background<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("hive-snapshot".into())
-        .spawn(move || {
-            lowest_priority();
-            let _ = done.send(work());
-        })
-        .map_err(|e| Error::Persistence(format!("starting the snapshot thread: {e}")))?;
-    result
-        .await
-        .map_err(|_| Error::Persistence("the snapshot thread failed".into()))?
-}
-
-/// Lowers the calling thread to nice 19, where that is supported.
+/// Moves the calling thread to the idle scheduling class (`SCHED_IDLE`), or
+/// to nice 19 where that is refused. A background save runs its writing
+/// thread there, so that a client's thread that wakes takes the core from
+/// it at once: at the clients' priority, a save's thread took its share of
+/// two busy cores in slices of milliseconds (client p99 latency during
+/// back-to-back saves about five times the steady one, `cargo xtask bench
+/// snapshot`). The thread that takes the store's locks keeps the clients'
+/// priority (see `Store::save_snapshot_with`), and the writing thread ends
+/// with the save: an unprivileged thread cannot leave the idle class.
 fn lowest_priority() {
     #[cfg(target_os = "linux")]
-    if let Err(err) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
-        tracing::debug!(%err, "the snapshot thread keeps its priority");
+    {
+        use thread_priority::{
+            NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+            set_thread_priority_and_policy, thread_native_id,
+        };
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        if let Err(err) =
+            set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle)
+        {
+            tracing::debug!(?err, "the snapshot thread is not in the idle class");
+            if let Err(err) =
+                rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19)
+            {
+                tracing::debug!(%err, "the snapshot thread keeps its priority");
+            }
+        }
     }
 }
 
@@ -328,12 +321,21 @@ mod tests {
     use super::*;
 
     #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn a_background_save_runs_at_nice_19_and_leaves_the_caller_as_it_was() {
-        let nice = || rustix::process::getpriority_process(Some(rustix::thread::gettid()));
-        let before = nice().unwrap();
-        let inside = in_the_background(move || Ok(nice().unwrap())).await;
-        assert_eq!(inside.unwrap(), 19);
-        assert_eq!(nice().unwrap(), before);
+    #[test]
+    fn the_lowest_priority_is_the_idle_class_for_the_calling_thread_only() {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+        let policy = || thread_priority::thread_schedule_policy().unwrap();
+        let before = policy();
+        let inside = std::thread::spawn(move || {
+            lowest_priority();
+            policy()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            inside,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
+        );
+        assert_eq!(policy(), before);
     }
 }
