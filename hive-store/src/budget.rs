@@ -27,6 +27,16 @@ impl Budget {
         self.limit != 0
     }
 
+    /// The limit in bytes; 0 for none.
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Bytes taken (0 without a limit: nothing is counted then).
+    pub(crate) fn used(&self) -> u64 {
+        self.used.load(Ordering::Acquire)
+    }
+
     /// Takes `bytes` from the budget, or fails without taking anything.
     pub(crate) fn try_grow(&self, bytes: usize) -> Result<()> {
         if !self.is_limited() || bytes == 0 {

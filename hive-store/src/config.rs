@@ -1,6 +1,7 @@
 //! Store configuration: limits, memory budget, sharding and tombstones.
 
 use crate::error::{Result, StoreError};
+use crate::evict::Eviction;
 
 /// Longest TTL accepted anywhere: 100 years, in milliseconds.
 pub const MAX_TTL_MS: u64 = 100 * 365 * 24 * 60 * 60 * 1000;
@@ -87,6 +88,9 @@ pub struct StoreConfig {
     /// arriving later (replication, rebalancing) cannot bring them back. A
     /// standalone cache has no older copies and turns this off.
     pub tombstones: bool,
+    /// Which keys go when a write would pass `mem_limit`; by default none
+    /// ([`EvictionPolicy::NoEviction`](crate::EvictionPolicy::NoEviction)).
+    pub eviction: Eviction,
 }
 
 impl Default for StoreConfig {
@@ -97,6 +101,7 @@ impl Default for StoreConfig {
             mem_limit: 0,
             node_tag: 0,
             tombstones: false,
+            eviction: Eviction::default(),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::mem::size_of;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::evict::Access;
 use crate::hash::HashData;
 use crate::list::ListData;
 use crate::set::SetData;
@@ -119,6 +120,8 @@ pub(crate) struct Entry {
     pub(crate) version: Version,
     /// Bytes accounted for this entry, key and slot overhead included.
     pub(crate) mem: usize,
+    /// When, and how often, it was last read or written (for eviction).
+    pub(crate) access: Access,
 }
 
 impl Entry {

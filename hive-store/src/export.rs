@@ -329,6 +329,7 @@ impl Store {
         self.check_incoming(&incoming)?;
         let shared = self.shared();
         let key = incoming.key.clone();
+        self.make_room();
         self.with_shard(&key, |shard, hash, now| {
             apply_locked(shard, shared, hash, now, incoming, accept)
         })

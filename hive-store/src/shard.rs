@@ -24,6 +24,7 @@ use crate::budget::{Budget, Reservation};
 use crate::config::Limits;
 use crate::entry::{Data, Entry, NEVER, Slot, TOMBSTONE_OVERHEAD, entry_size};
 use crate::error::{Result, StoreError};
+use crate::evict::{self, Access, Candidate, EvictionPolicy, Evictor};
 use crate::version::{Hlc, Version};
 
 /// Hash map with the store's fast, fixed-seed hasher.
@@ -53,6 +54,8 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     /// The burial epoch new tombstones carry ([`Store::next_tombstone_epoch`](crate::Store::next_tombstone_epoch)).
     pub(crate) tombstone_epoch: std::sync::atomic::AtomicU64,
+    /// Eviction settings and candidates.
+    pub(crate) evictor: Evictor,
 }
 
 /// What a write operation did, reported back to the shard, which then settles
@@ -302,6 +305,84 @@ impl Shard {
         self.capture.take().map(|capture| capture.before)
     }
 
+    /// Samples up to `count` keys from a random spot of the table and
+    /// returns those `policy` lets go, scored; `shard` is this shard's index.
+    /// Under `volatile-ttl` the samples are the keys whose deadlines come
+    /// first in the expiry index; under another `volatile-*` policy that
+    /// finds no key with a TTL in the table's sample, they come from the
+    /// expiry index too, so the last few keys with a TTL are still found.
+    pub(crate) fn sample(
+        &self,
+        shared: &Shared,
+        (policy, count): (EvictionPolicy, usize),
+        now: u64,
+        shard: usize,
+    ) -> Vec<Candidate> {
+        let mut sampled = Vec::with_capacity(count);
+        let candidate = |slot: &Slot| {
+            evict::score(policy, &slot.entry, now).map(|score| Candidate {
+                score,
+                shard,
+                key: slot.key.clone(),
+                version: slot.entry.version,
+            })
+        };
+        if policy == EvictionPolicy::VolatileTtl {
+            // The soonest deadlines: exactly the keys the policy wants.
+            if let Some((first, _)) = self.expiry.first() {
+                self.expiring_from(shared, *first, count, &mut |slot| {
+                    sampled.extend(candidate(slot));
+                });
+            }
+            return sampled;
+        }
+        let buckets = self.table.num_buckets();
+        if !self.table.is_empty() && buckets > 0 {
+            // Walks on from a random bucket, so a sparse table costs a
+            // longer walk, not a failed one; bounded by the table's size.
+            let start = fastrand::usize(..buckets);
+            let mut seen = 0;
+            for offset in 0..buckets {
+                if let Some(slot) = self.table.get_bucket((start + offset) & (buckets - 1)) {
+                    sampled.extend(candidate(slot));
+                    seen += 1;
+                    if seen == count {
+                        break;
+                    }
+                }
+            }
+        }
+        if sampled.is_empty()
+            && policy.volatile_only()
+            && let (Some(first), Some(last)) = (self.expiry.first(), self.expiry.last())
+        {
+            let start = fastrand::u64(first.0..=last.0);
+            self.expiring_from(shared, start, count, &mut |slot| {
+                sampled.extend(candidate(slot));
+            });
+        }
+        sampled
+    }
+
+    /// Hands `visit` the slots of up to `count` keys of the expiry index,
+    /// from wake time `start` on (wrapping round).
+    fn expiring_from(
+        &self,
+        shared: &Shared,
+        start: u64,
+        count: usize,
+        visit: &mut impl FnMut(&Slot),
+    ) {
+        let from = (start, Bytes::new());
+        let keys = self.expiry.range(&from..).chain(self.expiry.range(..&from));
+        for (_, key) in keys.take(count) {
+            let hash = shared.hasher.hash_one(&key[..]);
+            if let Some(slot) = self.table.find(hash, |slot| slot.key == *key) {
+                visit(slot);
+            }
+        }
+    }
+
     /// Counts a possible move of the table's slots before a call that
     /// makes room for one more slot: that grows or rehashes the table when
     /// it has no room left ([`HashTable::capacity`] reached).
@@ -421,6 +502,9 @@ impl Shard {
                     self.maintain(shared, hash, key, now);
                     return self.write(shared, hash, key, now, op);
                 }
+                slot.entry
+                    .access
+                    .touch(shared.evictor.policy().counts_frequency(), now);
                 let size = slot.entry.data_size(key);
                 // `op` changes the entry in place: keep its state first.
                 let kept = self
@@ -479,6 +563,7 @@ impl Shard {
                             deadline,
                             version,
                             mem,
+                            access: slot.entry.access.clone(),
                         };
                         reindex(&mut self.expiry, &slot.key, old_wake, slot.entry.wake_at());
                         Ok(reply)
@@ -530,6 +615,7 @@ impl Shard {
                             deadline,
                             version,
                             mem,
+                            access: Access::new(shared.evictor.policy().counts_frequency(), now),
                         };
                         let wake = entry.wake_at();
                         let owned = Bytes::copy_from_slice(key);
@@ -611,6 +697,7 @@ impl Shard {
             deadline,
             version,
             mem,
+            access: Access::new(shared.evictor.policy().counts_frequency(), now),
         };
         let new_wake = fresh.wake_at();
         match entry {

@@ -13,6 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Limits, StoreConfig};
 use crate::entry::{Entry, Kind, NEVER};
 use crate::error::Result;
+use crate::evict::{Eviction, EvictionPolicy, Evictor};
 use crate::shard::{Shard, Shared, Write, hasher};
 use crate::version::Version;
 
@@ -32,6 +33,16 @@ pub struct Store {
 /// Items a batch operation handles under one lock acquisition, at most, so a
 /// batch never holds a shard for long.
 const BATCH_RUN: usize = 64;
+
+/// Keys a write evicts to make room, at most: a write's latency stays
+/// bounded; background eviction ([`Store::evict_to`]) keeps room ahead.
+const MAX_EVICTIONS_PER_WRITE: usize = 64;
+
+/// Bytes a write wants free before it runs, under a policy that evicts:
+/// 64 KiB, or a sixteenth of a smaller limit.
+fn headroom(limit: u64) -> u64 {
+    (limit / 16).min(64 * 1024)
+}
 
 /// A shard lock on its own cache lines, so neighbouring shards do not contend.
 #[derive(Debug)]
@@ -78,6 +89,7 @@ impl Store {
                 keep_tombstones: config.tombstones,
                 tombstone_epoch: std::sync::atomic::AtomicU64::new(0),
                 limits: config.limits,
+                evictor: Evictor::new(config.eviction),
             },
             clock,
         }
@@ -213,6 +225,7 @@ impl Store {
             return (0, false);
         };
         let now = self.clock.now_ms();
+        self.shared.evictor.saw_time(now);
         cell.0.write().sweep(&self.shared, now, limit)
     }
 
@@ -276,6 +289,106 @@ impl Store {
         cell.0.write().forget_tombstone(&self.shared, key, version)
     }
 
+    /// Returns how the store evicts.
+    pub fn eviction(&self) -> Eviction {
+        self.shared.evictor.get()
+    }
+
+    /// Changes how the store evicts, while it serves. Under a new policy the
+    /// access records of the keys already held mean little until they are
+    /// touched again, as in Redis.
+    pub fn set_eviction(&self, eviction: Eviction) {
+        self.shared.evictor.set(eviction);
+    }
+
+    /// Returns how many keys were evicted since the store was created.
+    pub fn evicted(&self) -> u64 {
+        self.shared.evictor.evicted()
+    }
+
+    /// Evicts keys by the store's policy until its memory budget holds at
+    /// most `target` bytes, or `max_keys` went, or nothing more may go;
+    /// returns how many went. For its owner's background eviction; a store
+    /// without a memory limit or with [`EvictionPolicy::NoEviction`] evicts
+    /// nothing.
+    pub fn evict_to(&self, target: u64, max_keys: usize) -> usize {
+        let budget = &self.shared.budget;
+        let mut evicted = 0;
+        while budget.is_limited() && budget.used() > target && evicted < max_keys {
+            if !self.evict_one() {
+                break;
+            }
+            evicted += 1;
+        }
+        evicted
+    }
+
+    /// Makes sure a write finds room: with a memory limit and a policy that
+    /// evicts, evicts keys (a bounded number) while less than
+    /// [`headroom`] is free. A write that needs more than that still fails
+    /// with `CapacityExceeded` if it does not fit.
+    pub(crate) fn make_room(&self) {
+        let budget = &self.shared.budget;
+        if !budget.is_limited() {
+            return;
+        }
+        let headroom = headroom(budget.limit());
+        if budget.limit().saturating_sub(budget.used()) >= headroom
+            || self.shared.evictor.policy() == EvictionPolicy::NoEviction
+        {
+            return;
+        }
+        for _ in 0..MAX_EVICTIONS_PER_WRITE {
+            if budget.limit().saturating_sub(budget.used()) >= headroom || !self.evict_one() {
+                break;
+            }
+        }
+    }
+
+    /// Evicts one key chosen by the store's policy; false if none may go.
+    fn evict_one(&self) -> bool {
+        let evictor = &self.shared.evictor;
+        let Eviction { policy, samples } = evictor.get();
+        if policy == EvictionPolicy::NoEviction {
+            return false;
+        }
+        let now = self.clock.now_ms();
+        evictor.saw_time(now);
+        // Shards in turn from a random one, so a few keys that may go are
+        // found wherever they are; twice round at most.
+        let first = fastrand::usize(..self.shards.len());
+        for round in 0..self.shards.len() * 2 {
+            let shard = (first + round) & self.mask;
+            let sampled =
+                self.shards[shard]
+                    .0
+                    .read()
+                    .sample(&self.shared, (policy, samples), now, shard);
+            evictor.offer(sampled);
+            // The best candidate still as it was sampled goes; one changed
+            // since (a newer version) or gone is dropped from the pool.
+            while let Some(best) = evictor.best() {
+                let hash = self.shared.hasher.hash_one(&best.key[..]);
+                let removed = self.shards[best.shard].0.write().remove_if_version(
+                    &self.shared,
+                    hash,
+                    &best.key,
+                    best.version,
+                );
+                if removed {
+                    evictor.count_eviction();
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Whether access records count frequency (an LFU policy).
+    fn counts_frequency(&self) -> bool {
+        self.shared.evictor.policy().counts_frequency()
+    }
+
     /// Verifies the store's internal invariants (memory accounting, expiry index,
     /// no empty collections, versions behind the clock). Meant for tests; takes
     /// every shard lock in turn.
@@ -327,6 +440,9 @@ impl Store {
                 Some(entry) => {
                     let wake = entry.wake_at();
                     if wake == NEVER || wake > now.get() {
+                        entry
+                            .access
+                            .touch(self.counts_frequency(), self.shared.evictor.now_ms());
                         return read(Some(entry), &now);
                     }
                 }
@@ -346,9 +462,11 @@ impl Store {
         op: impl FnOnce(Option<&mut Entry>, &mut Reservation<'_>, u64) -> Result<Write<R>>,
     ) -> Result<R> {
         self.shared.limits.check_key(key)?;
+        self.make_room();
         let (hash, cell) = self.locate(key);
         let mut shard = cell.0.write();
         let now = self.clock.now_ms();
+        self.shared.evictor.saw_time(now);
         shard.write(&self.shared, hash, key, now, |entry, reservation| {
             op(entry, reservation, now)
         })
@@ -373,10 +491,14 @@ impl Store {
             let hash = self.shared.hasher.hash_one(key_of(&item));
             let index = self.shard_of(hash);
             if run == BATCH_RUN || held.as_ref().is_none_or(|(at, ..)| *at != index) {
-                // Unlock before locking the next shard.
+                // Unlock before locking the next shard, and make room
+                // with no lock held (arrivals pass through eviction too).
                 drop(held.take());
+                self.make_room();
                 let shard = self.shards[index].0.write();
-                held = Some((index, shard, self.clock.now_ms()));
+                let now = self.clock.now_ms();
+                self.shared.evictor.saw_time(now);
+                held = Some((index, shard, now));
                 run = 0;
             }
             run += 1;
@@ -401,6 +523,7 @@ impl Store {
         let (hash, cell) = self.locate(key);
         let mut shard = cell.0.write();
         let now = self.clock.now_ms();
+        self.shared.evictor.saw_time(now);
         f(&mut shard, hash, now)
     }
 }
