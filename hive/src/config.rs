@@ -7,6 +7,7 @@ use std::time::Duration;
 use hive_store::Limits;
 
 use crate::error::{Error, Result};
+use crate::evict::Eviction;
 
 /// How a node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -97,6 +98,13 @@ pub struct Config {
     /// Period of automatic snapshots (with `data_dir`); `None` saves only at
     /// a graceful shutdown and when asked.
     pub snapshot_interval: Option<Duration>,
+    /// What goes when memory runs short of `mem_limit`: by default nothing
+    /// (writes that do not fit fail). Evictions are local to the node and
+    /// leave no tombstone: in a cluster, an evicted key is a miss on this
+    /// node while another owner may still hold a copy, which a later
+    /// rebalance can bring back. Changeable with
+    /// [`Node::set_eviction`](crate::Node::set_eviction).
+    pub eviction: Eviction,
 }
 
 impl Default for Config {
@@ -126,6 +134,7 @@ impl Default for Config {
             max_entry_bytes: limits.max_entry_len,
             data_dir: None,
             snapshot_interval: None,
+            eviction: Eviction::default(),
         }
     }
 }
@@ -155,6 +164,7 @@ impl Config {
         if self.snapshot_interval.is_some() && self.data_dir.is_none() {
             return invalid("snapshot_interval needs a data_dir to write to");
         }
+        self.eviction.validate()?;
         if self.mode == Mode::Cluster {
             self.bind_ip()?;
             self.advertise_ip()?;

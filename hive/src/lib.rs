@@ -57,6 +57,7 @@ mod cache;
 mod codec;
 mod config;
 mod error;
+mod evict;
 mod janitor;
 mod node;
 mod persist;
@@ -76,6 +77,8 @@ pub mod raw {
 pub use cache::Cache;
 pub use config::{Config, GossipPreset, Mode};
 pub use error::{Error, Result};
+pub use evict::Eviction;
+pub use hive_store::{EvictionPolicy, MAX_SAMPLES as MAX_EVICTION_SAMPLES};
 pub use node::Node;
 pub use persist::{Pace, PersistenceStatus, SavedSnapshot};
 pub use status::{ClusterStatus, Member, MemberState};

@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::cache::Cache;
 use crate::config::{Config, GossipPreset, Mode};
 use crate::error::{Error, Result};
+use crate::evict::{self, Eviction, Thresholds};
 use crate::janitor;
 use crate::persist::{DataDir, Pace, PersistenceStatus, SavedSnapshot};
 use crate::status::{ClusterStatus, Member, MemberState};
@@ -38,6 +39,8 @@ pub struct Node {
     tasks: TaskTracker,
     /// Where snapshots go, with `Config::data_dir`.
     data_dir: Option<Arc<DataDir>>,
+    /// The background evictor's thresholds.
+    eviction: Arc<Thresholds>,
 }
 
 impl Node {
@@ -66,6 +69,7 @@ impl Node {
             node_tag: node_tag(&id),
             // Only a cluster has older copies that a tombstone must hold off.
             tombstones: clustered,
+            eviction: config.eviction.store_settings(),
             ..StoreConfig::default()
         }));
         let data_dir = match &config.data_dir {
@@ -102,6 +106,13 @@ impl Node {
             config.cleanup_interval,
             stop.clone(),
         ));
+        let eviction = Thresholds::new(&config.eviction);
+        tasks.spawn(evict::run(
+            store.clone(),
+            config.mem_limit,
+            eviction.clone(),
+            stop.clone(),
+        ));
         if let (Some(dir), Some(every)) = (&data_dir, config.snapshot_interval) {
             tasks.spawn(save_every(
                 Arc::downgrade(dir),
@@ -121,7 +132,35 @@ impl Node {
             stop,
             tasks,
             data_dir,
+            eviction,
         })
+    }
+
+    /// Returns how this node evicts.
+    pub fn eviction(&self) -> Eviction {
+        let store = self.store.eviction();
+        let (start_percent, stop_percent) = self.eviction.get();
+        Eviction {
+            policy: store.policy,
+            samples: store.samples,
+            start_percent,
+            stop_percent,
+        }
+    }
+
+    /// Changes how this node evicts, while it serves; fails with
+    /// [`Error::InvalidArgument`] naming the field, changing nothing, if
+    /// `eviction` is invalid.
+    pub fn set_eviction(&self, eviction: Eviction) -> Result<()> {
+        eviction.validate()?;
+        self.eviction.set(&eviction);
+        self.store.set_eviction(eviction.store_settings());
+        Ok(())
+    }
+
+    /// Returns how many keys this node evicted since it started.
+    pub fn evicted_keys(&self) -> u64 {
+        self.store.evicted()
     }
 
     /// Writes a snapshot of this node's data to `Config::data_dir` and

@@ -42,8 +42,17 @@ pub struct Options {
     #[arg(long, env = "HIVE_REPLICATION_FACTOR", default_value_t = 1)]
     pub replication_factor: usize,
     /// Memory limit for stored data, such as 512MiB or 4GiB; 0 for none.
-    #[arg(long, env = "HIVE_MEM_LIMIT", default_value = "0", value_parser = parse_size)]
+    #[arg(long, visible_alias = "maxmemory", env = "HIVE_MEM_LIMIT", default_value = "0", value_parser = parse_size)]
     pub mem_limit: u64,
+    /// What goes when memory reaches the limit (Redis's names):
+    /// `noeviction` refuses writes with OOM; `allkeys-lru`, `allkeys-lfu`,
+    /// `allkeys-random`, `volatile-lru`, `volatile-lfu`, `volatile-random`
+    /// and `volatile-ttl` evict.
+    #[arg(long, env = "HIVE_MAXMEMORY_POLICY", default_value = "noeviction", value_parser = parse_policy)]
+    pub maxmemory_policy: hive::EvictionPolicy,
+    /// Keys sampled per eviction, 1 to 64.
+    #[arg(long, env = "HIVE_MAXMEMORY_SAMPLES", default_value_t = 5, value_parser = clap::value_parser!(u8).range(1..=64))]
+    pub maxmemory_samples: u8,
     /// Node id; generated when empty.
     #[arg(long, env = "HIVE_NODE_ID", default_value = "")]
     pub node_id: String,
@@ -179,6 +188,11 @@ impl Options {
             seeds: self.seeds.clone(),
             replication_factor: self.replication_factor,
             mem_limit: self.mem_limit,
+            eviction: hive::Eviction {
+                policy: self.maxmemory_policy,
+                samples: usize::from(self.maxmemory_samples),
+                ..hive::Eviction::default()
+            },
             gossip_preset: if self.gossip == "local" {
                 hive::GossipPreset::Local
             } else {
@@ -192,6 +206,10 @@ impl Options {
             ..hive::Config::default()
         }
     }
+}
+
+fn parse_policy(name: &str) -> Result<hive::EvictionPolicy, String> {
+    name.parse()
 }
 
 /// Why the options could not be read.

@@ -100,8 +100,6 @@ impl Server {
             ("port", local.port().to_string()),
             ("databases", "1".to_owned()),
             ("maxmemory", options.maxmemory.to_string()),
-            // Writes past the limit are refused (OOM), never evicted.
-            ("maxmemory-policy", "noeviction".to_owned()),
             ("proto-max-bulk-len", limits.max_bulk.to_string()),
             ("client-query-buffer-limit", max_query_buffer.to_string()),
             ("timeout", "0".to_owned()),

@@ -477,6 +477,8 @@ fn server_introspection_reports_what_clients_read() {
             Value::bulk("0"),
             Value::bulk("maxmemory-policy"),
             Value::bulk("noeviction"),
+            Value::bulk("maxmemory-samples"),
+            Value::bulk("5"),
         ]
     );
     assert_eq!(

@@ -95,7 +95,7 @@ pub(super) static COMMANDS: &[Command] = &[
         flags: &[],
         keys: (0, 0, 0),
         group: "server",
-        summary: "CONFIG GET: read-only; reports the listen address, limits and memory policy.",
+        summary: "CONFIG GET reports the listen address, limits and memory policy; CONFIG SET changes maxmemory-policy and maxmemory-samples.",
         run: handler!(config),
     },
     Command {
@@ -393,23 +393,76 @@ fn docs(command: &Command) -> Frame {
 
 async fn config(conn: &mut Conn, args: Args) -> Frame {
     if is(&args[1], "get") && args.len() >= 3 {
+        let eviction = conn.shared.node.eviction();
+        let live = [
+            ("maxmemory-policy", eviction.policy.redis_name().to_owned()),
+            ("maxmemory-samples", eviction.samples.to_string()),
+        ];
         Frame::Map(
             conn.shared
                 .settings
                 .iter()
+                .cloned()
+                .chain(live)
                 .filter(|(name, _)| {
                     args[2..].iter().any(|pattern| {
                         glob::matches(&pattern.to_ascii_lowercase(), name.as_bytes())
                     })
                 })
-                .map(|(name, value)| (Frame::bulk(*name), Frame::bulk(value.clone())))
+                .map(|(name, value)| (Frame::bulk(name), Frame::bulk(value)))
                 .collect(),
         )
+    } else if is(&args[1], "set") && args.len() >= 4 && args.len().is_multiple_of(2) {
+        config_set(conn, &args[2..])
     } else {
         Frame::err(format!(
             "unknown subcommand '{}'. Try CONFIG HELP.",
             String::from_utf8_lossy(&args[1])
         ))
+    }
+}
+
+/// `CONFIG SET name value [name value ...]`: all or nothing, as in Redis.
+fn config_set(conn: &Conn, pairs: &[bytes::Bytes]) -> Frame {
+    let node = &conn.shared.node;
+    let mut eviction = node.eviction();
+    for pair in pairs.chunks(2) {
+        let (name, value) = (&pair[0], String::from_utf8_lossy(&pair[1]));
+        let invalid = || {
+            Frame::err(format!(
+                "CONFIG SET failed (possibly related to argument '{}') - argument couldn't be parsed into an integer or is out of range",
+                String::from_utf8_lossy(name)
+            ))
+        };
+        if is(name, "maxmemory-policy") {
+            match value.parse::<hive::EvictionPolicy>() {
+                Ok(policy) => eviction.policy = policy,
+                Err(_) => {
+                    return Frame::err(format!(
+                        "CONFIG SET failed (possibly related to argument 'maxmemory-policy') - argument(s) must be one of the following: {}",
+                        hive::EvictionPolicy::ALL
+                            .map(|policy| policy.redis_name())
+                            .join(", ")
+                    ));
+                }
+            }
+        } else if is(name, "maxmemory-samples") {
+            match value.parse::<usize>() {
+                Ok(samples) if (1..=hive::MAX_EVICTION_SAMPLES).contains(&samples) => {
+                    eviction.samples = samples;
+                }
+                _ => return invalid(),
+            }
+        } else {
+            return Frame::err(format!(
+                "Unknown option or number of arguments for CONFIG SET - '{}'",
+                String::from_utf8_lossy(name)
+            ));
+        }
+    }
+    match node.set_eviction(eviction) {
+        Ok(()) => Frame::OK,
+        Err(error) => Frame::err(error.to_string()),
     }
 }
 

@@ -156,18 +156,27 @@ async fn info(conn: &mut Conn, args: Args) -> Frame {
     }
     if wanted("memory") {
         out.push_str(&format!(
-            "# Memory\r\nused_memory:{}\r\nhive_tombstones:{}\r\n\r\n",
-            status.memory_bytes, status.tombstones
+            "# Memory\r\nused_memory:{}\r\nmaxmemory:{}\r\nmaxmemory_policy:{}\r\n\
+             hive_tombstones:{}\r\n\r\n",
+            status.memory_bytes,
+            conn.shared
+                .settings
+                .iter()
+                .find(|(name, _)| *name == "maxmemory")
+                .map_or("0", |(_, value)| value.as_str()),
+            conn.shared.node.eviction().policy.redis_name(),
+            status.tombstones
         ));
     }
     if wanted("stats") {
         out.push_str(&format!(
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
-             client_output_buffer_limit_disconnections:{}\r\nhive_peer_rpc_errors:{}\r\n\
-             hive_transfer_refusals:{}\r\n\r\n",
+             client_output_buffer_limit_disconnections:{}\r\nevicted_keys:{}\r\n\
+             hive_peer_rpc_errors:{}\r\nhive_transfer_refusals:{}\r\n\r\n",
             stats.connections_received.load(Ordering::Relaxed),
             stats.commands_processed.load(Ordering::Relaxed),
             stats.output_limit_disconnections.load(Ordering::Relaxed),
+            conn.shared.node.evicted_keys(),
             status.peer_rpc_errors,
             status.transfer_refusals,
         ));
