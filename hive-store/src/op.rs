@@ -148,6 +148,10 @@ pub enum Op {
         condition: ExpireCondition,
     },
     Dump,
+    /// `OBJECT IDLETIME`: seconds since the key was last read or written.
+    ObjectIdleTime,
+    /// `OBJECT FREQ`: the key's LFU access counter.
+    ObjectFreq,
     Restore {
         data: ExportedData,
         ttl_ms: Option<u64>,
@@ -283,6 +287,8 @@ impl Op {
                 | Op::ZRangeByScore { .. }
                 | Op::ZCard
                 | Op::Dump
+                | Op::ObjectIdleTime
+                | Op::ObjectFreq
                 | Op::HTtlFields { .. }
                 | Op::HExpireTimeFields { .. }
                 | Op::ZMScore { .. }
@@ -337,6 +343,9 @@ pub enum Reply {
     Scores(Vec<Option<f64>>),
     /// A key's contents with their remaining TTLs (`Dump`).
     Dump(Box<ExportedEntry>),
+    /// What a key's access record says (`ObjectIdleTime`: seconds;
+    /// `ObjectFreq`: the LFU counter), `None` if the key is absent.
+    Access(Option<u64>),
 }
 
 impl Reply {
@@ -491,6 +500,8 @@ impl Store {
                 Reply::Bool(self.expire_if_at(key, at_ms, condition)?)
             }
             Op::Dump => Reply::Dump(Box::new(self.dump(key)?)),
+            Op::ObjectIdleTime => Reply::Access(self.idle_seconds(key)?),
+            Op::ObjectFreq => Reply::Access(self.access_frequency(key)?),
             Op::Restore { data, ttl_ms } => {
                 self.restore(key, data, ttl_ms).map(|()| Reply::Unit)?
             }

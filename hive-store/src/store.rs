@@ -12,7 +12,7 @@ use crate::budget::{Budget, Reservation};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Limits, StoreConfig};
 use crate::entry::{Entry, Kind, NEVER};
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::evict::{Eviction, EvictionPolicy, Evictor};
 use crate::shard::{Shard, Shared, Write, hasher};
 use crate::version::Version;
@@ -382,6 +382,61 @@ impl Store {
             }
         }
         false
+    }
+
+    /// Reads the clock, so that reads stamp their accesses with a recent
+    /// time: they use the latest time the store read, to spare a clock read
+    /// each. Writes, sweeps and evictions read it too; an owner whose store
+    /// may go without them calls this periodically (a node does, every
+    /// 100 ms).
+    pub fn tick(&self) {
+        self.shared.evictor.saw_time(self.clock.now_ms());
+    }
+
+    /// Returns the seconds since `key` was last read or written (Redis's
+    /// `OBJECT IDLETIME`, to within 64 ms and the last [`Store::tick`]),
+    /// `None` if it is absent; the question does not count as an access.
+    /// Fails with `InvalidArgument` under an LFU policy, which does not
+    /// track recency.
+    pub fn idle_seconds(&self, key: &[u8]) -> Result<Option<u64>> {
+        if self.counts_frequency() {
+            return Err(StoreError::InvalidArgument(
+                "An LFU maxmemory policy is selected, idle time not tracked. Please note that \
+                 when switching between policies at runtime LRU and LFU data will take some \
+                 time to adjust."
+                    .into(),
+            ));
+        }
+        self.peek(key, |entry, now| entry.access.idle_ms(now) / 1000)
+    }
+
+    /// Returns `key`'s LFU access counter (Redis's `OBJECT FREQ`: 0 to 255,
+    /// logarithmic, decaying by one per idle minute), `None` if it is
+    /// absent; the question does not count as an access. Fails with
+    /// `InvalidArgument` unless an LFU policy is selected.
+    pub fn access_frequency(&self, key: &[u8]) -> Result<Option<u64>> {
+        if !self.counts_frequency() {
+            return Err(StoreError::InvalidArgument(
+                "An LFU maxmemory policy is not selected, access frequency not tracked. Please \
+                 note that when switching between policies at runtime LRU and LFU data will \
+                 take some time to adjust."
+                    .into(),
+            ));
+        }
+        self.peek(key, |entry, now| u64::from(entry.access.frequency(now)))
+    }
+
+    /// Runs `f` on the live entry of `key` and the time, under the read
+    /// lock, without touching its access record.
+    fn peek<R>(&self, key: &[u8], f: impl FnOnce(&Entry, u64) -> R) -> Result<Option<R>> {
+        self.shared.limits.check_key(key)?;
+        let now = self.clock.now_ms();
+        let (hash, cell) = self.locate(key);
+        let shard = cell.0.read();
+        Ok(shard
+            .find(hash, key)
+            .filter(|entry| !entry.is_expired(now))
+            .map(|entry| f(entry, now)))
     }
 
     /// Whether access records count frequency (an LFU policy).

@@ -187,3 +187,46 @@ fn policy_names_are_redis_names() {
     assert!("allkeys-lru ".parse::<EvictionPolicy>().is_err());
     assert_eq!(EvictionPolicy::default(), EvictionPolicy::NoEviction);
 }
+
+#[test]
+fn idle_time_counts_from_the_last_access_and_asking_is_no_access() {
+    let clock = MockClock::new(1_000_000);
+    let store = store(&clock, EvictionPolicy::AllKeysLru);
+    store.set(b"k", value(), None).unwrap();
+    // Recency is kept in 64 ms units.
+    clock.advance(5_100);
+    store.tick();
+    assert_eq!(store.idle_seconds(b"k"), Ok(Some(5)));
+    assert_eq!(store.idle_seconds(b"k"), Ok(Some(5)), "asking is no access");
+    store.get(b"k").unwrap();
+    assert_eq!(store.idle_seconds(b"k"), Ok(Some(0)));
+    assert_eq!(store.idle_seconds(b"absent"), Ok(None));
+    assert!(matches!(
+        store.access_frequency(b"k"),
+        Err(StoreError::InvalidArgument(message)) if message.contains("not selected")
+    ));
+}
+
+#[test]
+fn frequency_grows_with_reads_and_decays_with_idle_minutes() {
+    let clock = MockClock::new(1_000_000);
+    let store = store(&clock, EvictionPolicy::AllKeysLfu);
+    store.set(b"k", value(), None).unwrap();
+    assert_eq!(
+        store.access_frequency(b"k"),
+        Ok(Some(5)),
+        "a new key starts at 5"
+    );
+    for _ in 0..1_000 {
+        store.get(b"k").unwrap();
+    }
+    let read_often = store.access_frequency(b"k").unwrap().unwrap();
+    assert!(read_often > 10, "{read_often}");
+    clock.advance(3 * 60_000);
+    store.tick();
+    assert_eq!(store.access_frequency(b"k"), Ok(Some(read_often - 3)));
+    assert!(matches!(
+        store.idle_seconds(b"k"),
+        Err(StoreError::InvalidArgument(message)) if message.contains("LFU")
+    ));
+}

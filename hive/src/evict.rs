@@ -110,16 +110,14 @@ const KEYS_PER_STEP: usize = 256;
 
 /// Evicts in the background until `stop` is cancelled: every [`PERIOD`],
 /// if memory is past the start threshold of `mem_limit`, down to the stop
-/// threshold.
+/// threshold. Each period also ticks the store's clock for access records
+/// ([`Store::tick`]).
 pub(crate) async fn run(
     store: Arc<Store>,
     mem_limit: u64,
     thresholds: Arc<Thresholds>,
     stop: CancellationToken,
 ) {
-    if mem_limit == 0 {
-        return;
-    }
     let mut ticks = tokio::time::interval(PERIOD);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -127,7 +125,9 @@ pub(crate) async fn run(
             () = stop.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        if store.eviction().policy == EvictionPolicy::NoEviction {
+        // Reads stamp their accesses with the time the store last read.
+        store.tick();
+        if mem_limit == 0 || store.eviction().policy == EvictionPolicy::NoEviction {
             continue;
         }
         let (start, stop_at) = thresholds.get();

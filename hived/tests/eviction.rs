@@ -163,3 +163,39 @@ fn an_unknown_policy_on_the_command_line_is_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("unknown eviction policy"), "{stderr}");
 }
+
+#[test]
+fn object_idletime_and_freq_follow_the_policy() {
+    let server = hived(&[]);
+    let mut client = server.client();
+    client.call(&["SET", "k", "v"]);
+    assert_eq!(client.call(&["OBJECT", "IDLETIME", "k"]), Value::Int(0));
+    assert_eq!(
+        client.call(&["OBJECT", "IDLETIME", "absent"]),
+        Value::Bulk(None)
+    );
+    let Value::Error(message) = client.call(&["OBJECT", "FREQ", "k"]) else {
+        panic!("OBJECT FREQ answers without an LFU policy");
+    };
+    assert!(
+        message.contains("LFU maxmemory policy is not selected"),
+        "{message}"
+    );
+
+    client.call(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"]);
+    client.call(&["SET", "fresh", "v"]);
+    assert_eq!(client.call(&["OBJECT", "FREQ", "fresh"]), Value::Int(5));
+    let Value::Error(message) = client.call(&["OBJECT", "IDLETIME", "fresh"]) else {
+        panic!("OBJECT IDLETIME answers under an LFU policy");
+    };
+    assert!(
+        message.contains("LFU maxmemory policy is selected"),
+        "{message}"
+    );
+
+    assert!(matches!(
+        client.call(&["OBJECT", "ENCODING", "k"]),
+        Value::Error(message) if message.contains("unknown subcommand")
+    ));
+    assert!(matches!(client.call(&["OBJECT", "FREQ"]), Value::Error(_)));
+}

@@ -51,6 +51,15 @@ pub(super) static COMMANDS: &[Command] = &[
         run: handler!(kind),
     },
     Command {
+        name: "object",
+        arity: -3,
+        flags: &["readonly"],
+        keys: (2, 2, 1),
+        group: "generic",
+        summary: "OBJECT FREQ and OBJECT IDLETIME: a key's access record, as eviction reads it.",
+        run: handler!(object),
+    },
+    Command {
         name: "expire",
         arity: -3,
         flags: &["write", "fast"],
@@ -226,6 +235,25 @@ pub(super) fn type_name(kind: Option<Kind>) -> &'static str {
 async fn kind(conn: &mut Conn, args: Args) -> Frame {
     match conn.run(&args[1], Op::Type).await {
         Ok(Reply::Kind(kind)) => Frame::Simple(type_name(kind)),
+        Ok(other) => unexpected(&other),
+        Err(err) => error_frame(&err),
+    }
+}
+
+async fn object(conn: &mut Conn, args: Args) -> Frame {
+    let op = match () {
+        () if is(&args[1], "freq") && args.len() == 3 => Op::ObjectFreq,
+        () if is(&args[1], "idletime") && args.len() == 3 => Op::ObjectIdleTime,
+        () => {
+            return Frame::err(format!(
+                "unknown subcommand '{}'. Try OBJECT HELP.",
+                String::from_utf8_lossy(&args[1])
+            ));
+        }
+    };
+    match conn.run(&args[2], op).await {
+        Ok(Reply::Access(Some(value))) => Frame::Integer(i64::try_from(value).unwrap_or(i64::MAX)),
+        Ok(Reply::Access(None)) => Frame::Null,
         Ok(other) => unexpected(&other),
         Err(err) => error_frame(&err),
     }
