@@ -230,3 +230,35 @@ fn frequency_grows_with_reads_and_decays_with_idle_minutes() {
         Err(StoreError::InvalidArgument(message)) if message.contains("LFU")
     ));
 }
+
+#[test]
+fn arriving_copies_pass_through_eviction_too() {
+    let clock = MockClock::new(1_000_000);
+    let store = store(&clock, EvictionPolicy::AllKeysLru);
+    fill(&store, &clock, "local", 2_000, None);
+    let source = Store::with_clock(StoreConfig::default(), Arc::new(clock.clone()));
+    fill(&source, &clock, "copy", 2_000, None);
+    let copies: Vec<_> = (0..2_000)
+        .map(|i| source.export(&key("copy", i)).unwrap().expect("held"))
+        .collect();
+
+    for (i, result) in store.apply_many(copies.clone()).into_iter().enumerate() {
+        result.unwrap_or_else(|e| panic!("copy {i}: {e}"));
+    }
+    // One at a time too (a replica write).
+    for mut copy in copies.into_iter().take(50) {
+        copy.version.hlc += 1 << 20;
+        store.apply(copy).unwrap();
+    }
+    assert!(store.memory_bytes() <= LIMIT);
+    assert!(store.evicted() > 2_000, "{}", store.evicted());
+    store.check_invariants().unwrap();
+
+    // Without eviction, copies that do not fit are refused, as writes are.
+    let full = self::store(&clock, EvictionPolicy::NoEviction);
+    let refused = (0..2_000)
+        .map(|i| source.export(&key("copy", i)).unwrap().expect("held"))
+        .find_map(|copy| full.apply(copy).err());
+    assert_eq!(refused, Some(StoreError::CapacityExceeded));
+    assert_eq!(full.evicted(), 0);
+}
